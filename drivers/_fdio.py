@@ -1,0 +1,171 @@
+"""Non-blocking I/O on a character-device fd (pty master, serial port).
+
+Uses only the public loop API (`add_reader`/`add_writer`), which uvloop
+implements too. Reads take whatever is available, up to READ_SIZE, in one
+os.read. Writes go out at once when the fd takes them; only the rest is
+queued, and the owner is told when the queue crosses its watermarks (the
+shape of asyncio's _SelectorSocketTransport.write and _FlowControlMixin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import logging
+import os
+from typing import Callable
+
+__all__ = ["FdStream", "READ_SIZE"]
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+
+#: errno values that mean "try again later" rather than "the device is gone".
+_RETRY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+
+
+class FdStream:
+    """Reads and writes one non-blocking fd on the loop.
+
+    Callbacks:
+      on_data(bytes)           bytes read (never empty)
+      on_error(OSError|None)   the fd failed (EIO on unplug or pty hang-up) or hit EOF;
+                               the stream has stopped itself and will not call again
+      on_write_paused(bool)    the write queue went above `high` (True) or back to `low`
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fd: int,
+        on_data: Callable[[bytes], None],
+        on_error: Callable[[OSError | None], None],
+        on_write_paused: Callable[[bool], None] | None = None,
+        high: int = 64 * 1024,
+        low: int = 16 * 1024,
+    ):
+        self.loop = loop
+        self.fd = fd
+        self._on_data = on_data
+        self._on_error = on_error
+        self._on_write_paused = on_write_paused
+        self.high = high
+        self.low = low
+        self._buffer: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._reading = False
+        self._writing = False
+        self._write_paused = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<FdStream fd={self.fd} read={'on' if self._reading else 'off'} queued={self._buffered}B>"
+
+    @property
+    def queued(self) -> int:
+        return self._buffered
+
+    # ---- reading ------------------------------------------------------------
+
+    def resume_reading(self) -> None:
+        if not self._reading and not self._closed:
+            self._reading = True
+            self.loop.add_reader(self.fd, self._read_ready)
+
+    def pause_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self.loop.remove_reader(self.fd)
+
+    def _read_ready(self) -> None:
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except OSError as exc:
+            if exc.errno in _RETRY:
+                return
+            self._fail(exc)
+            return
+        if not data:
+            self._fail(None)
+            return
+        self._on_data(data)
+
+    # ---- writing ------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self._closed or not data:
+            return
+        if not self._buffer:
+            try:
+                n = os.write(self.fd, data)
+            except OSError as exc:
+                if exc.errno not in _RETRY:
+                    self._fail(exc)
+                    return
+                n = 0
+            if n == len(data):
+                return
+            data = data[n:]
+            self._writing = True
+            self.loop.add_writer(self.fd, self._write_ready)
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if not self._write_paused and self._buffered > self.high:
+            self._write_paused = True
+            if self._on_write_paused:
+                self._on_write_paused(True)
+
+    def _write_ready(self) -> None:
+        while self._buffer:
+            chunk = self._buffer[0]
+            try:
+                n = os.write(self.fd, chunk)
+            except OSError as exc:
+                if exc.errno in _RETRY:
+                    break
+                self._fail(exc)
+                return
+            self._buffered -= n
+            if n < len(chunk):
+                self._buffer[0] = chunk[n:]
+                break
+            self._buffer.popleft()
+        if not self._buffer and self._writing:
+            self._writing = False
+            self.loop.remove_writer(self.fd)
+        if self._write_paused and self._buffered <= self.low:
+            self._write_paused = False
+            if self._on_write_paused:
+                self._on_write_paused(False)
+
+    def discard_output(self) -> int:
+        """Drop what is queued (PURGE_TX); return how many bytes were dropped."""
+        n = self._buffered
+        self._buffer.clear()
+        self._buffered = 0
+        self._write_ready()
+        return n
+
+    # ---- life cycle ---------------------------------------------------------
+
+    def _fail(self, exc: OSError | None) -> None:
+        self.stop()
+        self._on_error(exc)
+
+    def stop(self) -> None:
+        """Stop watching the fd and drop queued output. Does not close the fd."""
+        if self._closed:
+            return
+        self._closed = True
+        self.pause_reading()
+        if self._writing:
+            self._writing = False
+            self.loop.remove_writer(self.fd)
+        if self._write_paused:
+            self._write_paused = False
+            if self._on_write_paused:
+                self._on_write_paused(False)
+        self._buffer.clear()
+        self._buffered = 0

@@ -1,0 +1,225 @@
+"""The `hub4com` command: help, start-up, the event loop, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import TextIO
+
+from . import __version__
+from .cli import Config, build
+from .errors import HubError, UsageError
+from .hub import Hub
+from .registry import DRIVERS, FILTERS, Registry
+
+__all__ = ["USAGE", "main", "new_event_loop"]
+
+log = logging.getLogger("hub")
+
+USAGE = """\
+Usage:
+  hub4com [options] <port0> [options] [<port1> ...]
+
+Ports are numbered from 0 in the order they are given; every argument that does
+not start with -- is a port, created by the driver selected by --use-driver.
+
+Common options:
+  --load=[<file>][,<begin>[,<end>]][:<prm1>[,<prm2>...]]
+                            Read arguments from a file (or standard input if
+                            <file> is empty), one per line, between the lines
+                            <begin> and <end>. %%0%% is the file name, %%1%%...
+                            the parameters; lines starting with # are comments.
+  --route=<LstR>:<LstL>     Send data from ports LstR to ports LstL (never to itself).
+  --bi-route=<LstR>:<LstL>  The same in both directions.
+  --echo-route=<Lst>        Send data from each port in Lst back to itself.
+  --no-route=<LstR>:<LstL>  Remove data routes (self routes too).
+  --fc-route=<LstR>:<LstL>  Add flow-control routes: LstR's full queues pause LstL.
+  --no-default-fc-route=<LstR>:<LstL>
+                            Remove default flow-control routes.
+  --create-filter=<MID>[,<FGID>[,<FN>]][:<Args>]
+                            Create a filter from module MID in group FGID (default
+                            MID) named FN (default FGID) with arguments Args.
+  --add-filters=<Lst>:<LstF>
+                            Attach filter groups to ports. LstF items are
+                            <FGID>[.IN|.OUT][(<source ports>)].
+  --use-driver=<MID>        Driver for the following ports (default serial).
+  --report-interval=<s>     Seconds between loss reports (default 10, 0 = off).
+  -v, -vv / -q              More / less logging (debug / warnings only).
+  --help                    Show this help and the list of modules.
+  --help=<LstM>             Show the help of modules LstM (* for all).
+
+Lists are comma separated port numbers or All. Without route options, port 0
+sends to every other port and port 1 sends back to port 0; flow control runs
+both ways wherever data does. The sticky options of drivers and filters (for
+example --baud=, --interface=, --write-limit=) apply to every later port of
+that driver until changed again.
+"""
+
+EXAMPLES = """\
+Examples:
+  hub4com --route=All:All --use-driver=pty /tmp/vcom0 /tmp/vcom1 /tmp/vcom2
+    - three virtual serial ports; what one application writes, the others read.
+  hub4com --baud=4800 /dev/ttyUSB0 --use-driver=pty /tmp/gps1 /tmp/gps2
+    - GPS hub: the receiver's data goes to two virtual ports; gps1 can write back.
+  hub4com --octs=off /dev/ttyS0 --use-driver=tcp *7000
+    - serve a serial port as raw TCP on port 7000.
+  hub4com --use-driver=tcp /2401 cvs.example.org:2401
+    - a TCP proxy: each session on 2401 gets its own connection to the server.
+"""
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop where uvloop is installed, else the standard one."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def print_help(registry: Registry, out: TextIO) -> None:
+    out.write(f"hub4com {__version__}\n\n{USAGE}\n")
+    for group, title in ((DRIVERS, "Drivers"), (FILTERS, "Filters")):
+        out.write(f"{title}:\n")
+        for name in registry.names(group):
+            cls = registry.try_load(group, name)
+            desc = cls.DESCRIPTION if cls is not None else "(failed to load; see the warning above)"
+            out.write(f"  {name:<12} {desc}\n")
+        out.write("\n")
+    out.write(EXAMPLES)
+
+
+def print_module_help(registry: Registry, names: str, out: TextIO) -> bool:
+    """Print the usage text of each named module (or all for '*'); False if one is unknown."""
+    ok = True
+    wanted = [n.strip().lower() for n in names.split(",") if n.strip()]
+    if "*" in wanted:
+        wanted = [*registry.names(DRIVERS), *registry.names(FILTERS)]
+    for name in wanted:
+        found = False
+        for group, kind in ((DRIVERS, "driver"), (FILTERS, "filter")):
+            if name in registry.names(group):
+                found = True
+                cls = registry.try_load(group, name)
+                if cls is None:
+                    ok = False
+                    continue
+                out.write(f"{name} ({kind}): {cls.DESCRIPTION}\n\n{cls.USAGE.strip()}\n")
+                extra = getattr(cls, "GLOBAL_USAGE", "")
+                if extra:
+                    out.write(f"\n{extra.strip()}\n")
+                out.write("\n")
+        if not found:
+            out.write(f"The module {name} not found.\n")
+            ok = False
+    return ok
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[max(-1, min(1, verbosity))]
+    fmt = "%(message)s" if verbosity <= 0 else "%(asctime)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+
+
+def describe_routes(hub: Hub) -> list[str]:
+    """The start-up summary of data and flow-control routes and filter chains."""
+    lines = []
+    names = [p.name for p in hub.ports]
+    for title, table in (("data", hub.routes.data), ("flow control", hub.routes.fc)):
+        if not any(table.values()):
+            lines.append(f"No route for {title}")
+            continue
+        for src, dsts in table.items():
+            if dsts:
+                lines.append(f"Route {title} {names[src]} --> {' '.join(names[d] for d in dsts)}")
+    for i, slots in enumerate(hub.slots):
+        if slots:
+            chain = " <-> ".join(
+                f"{s.name}{'' if s.use_in and s.use_out else '.IN' if s.use_in else '.OUT'}" for s in slots
+            )
+            lines.append(f"Filters {names[i]} <-> {chain} <-> hub")
+    return lines
+
+
+async def _report_losses(hub: Hub, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        for p in hub.ports:
+            if p.lost:
+                log.warning("Write lost %s: %d bytes, total %d", p.name, p.lost, p.lost_total)
+                p.lost = 0
+
+
+async def _serve(config: Config) -> None:
+    hub = config.hub
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    reporter = None
+    try:
+        hub.start()
+        if config.report_interval_s > 0:
+            reporter = asyncio.ensure_future(_report_losses(hub, config.report_interval_s))
+        await stop.wait()
+        log.info("Stopping")
+    finally:
+        if reporter is not None:
+            reporter.cancel()
+        hub.close()
+        for p in hub.ports:
+            if p.lost:
+                log.warning("Write lost %s: %d bytes, total %d", p.name, p.lost, p.lost_total)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the hub; return the exit status. No traceback reaches the user."""
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: one line for the user, the traceback with -v
+        log.debug("internal error", exc_info=True)
+        print(f"hub4com: internal error: {exc!r} (run with -v for details)", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
+    registry = Registry()
+    if "--help" in argv or not argv:
+        _setup_logging(0)
+        print_help(registry, sys.stdout)
+        return 0 if argv else 1
+    for a in argv:
+        if a.lower().startswith("--help="):
+            _setup_logging(0)
+            return 0 if print_module_help(registry, a[len("--help=") :], sys.stdout) else 1
+    _setup_logging(sum({"-v": 1, "-vv": 2, "-q": -1}.get(a, 0) for a in argv))
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        try:
+            config = build(argv, loop, registry)
+        except UsageError as exc:
+            print(f"hub4com: {exc}", file=sys.stderr)
+            return 1
+        for line in describe_routes(config.hub):
+            log.info("%s", line)
+        for w in config.warnings:
+            log.warning("Warning: %s", w)
+        try:
+            loop.run_until_complete(_serve(config))
+        except HubError as exc:
+            print(f"hub4com: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        loop.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

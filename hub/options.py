@@ -1,0 +1,67 @@
+"""Plugin option parsing with docopt: the usage text is the parser.
+
+A plugin's usage text has the form::
+
+    Usage: <name> [options]
+
+    Options:
+      --baud=<b>   Baud rate, a number or c[urrent]. Default 19200.
+
+Defaults are written in the description, never as docopt ``[default: ...]``,
+so an option that was not given parses as None and the caller can tell which
+options an argument set.
+"""
+
+from __future__ import annotations
+
+import re
+
+from docopt import DocoptExit, docopt
+
+from .errors import UsageError
+
+__all__ = ["match_option", "option_names", "parse_options"]
+
+_OPTION_RE = re.compile(r"^\s*(--[A-Za-z0-9][\w-]*)", re.MULTILINE)
+
+
+def option_names(usage: str) -> frozenset[str]:
+    """The long option names declared in the Options section of `usage`."""
+    _, sep, section = usage.partition("Options:")
+    if not sep:
+        return frozenset()
+    return frozenset(m.group(1).lower() for m in _OPTION_RE.finditer(section))
+
+
+def match_option(arg: str, names: frozenset[str]) -> str | None:
+    """The declared option `arg` names exactly (case-insensitive), or None."""
+    name = arg.split("=", 1)[0].lower()
+    return name if name in names else None
+
+
+def parse_options(usage: str, argv: list[str], names: frozenset[str] | None = None) -> dict[str, object]:
+    """Parse `argv` against `usage` and return {option: value} for options given.
+
+    Option names are matched exactly and case-insensitively (hub4com style), not
+    by docopt's abbreviation rule. Raises UsageError naming the bad argument.
+    """
+    if names is None:
+        names = option_names(usage)
+    normalised = []
+    for arg in argv:
+        name = match_option(arg, names)
+        if name is None:
+            raise UsageError(arg, "Unknown option")
+        value = arg[len(name) :]
+        normalised.append(name + value)
+    try:
+        parsed = docopt(usage, argv=normalised, default_help=False)
+    except DocoptExit:
+        # docopt only says "usage"; find the argument it choked on.
+        for arg, norm in zip(argv, normalised, strict=True):
+            try:
+                docopt(usage, argv=[norm], default_help=False)
+            except DocoptExit:
+                raise UsageError(arg, "Invalid option value") from None
+        raise UsageError(" ".join(argv), "Duplicated or conflicting options") from None
+    return {k: v for k, v in parsed.items() if v is not None and v is not False and k.startswith("--")}
