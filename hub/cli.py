@@ -259,7 +259,8 @@ class _Builder:
             options = parse_options(module.cls.USAGE, argv)
             config = module.cls.configure(options, dict(module.options))
         except UsageError as exc:
-            raise UsageError(None, f"Can't create filter {fname}: {exc.text} '{exc.arg}'") from None
+            bad = f" '{exc.arg}'" if exc.arg is not None else ""
+            raise UsageError(None, f"Can't create filter {fname}: {exc.text}{bad}") from None
         self.specs.append(FilterSpec(module.cls, group, fname, config))
 
     def _add_filters(self, value: str) -> None:

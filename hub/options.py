@@ -48,10 +48,14 @@ def parse_options(usage: str, argv: list[str], names: frozenset[str] | None = No
     if names is None:
         names = option_names(usage)
     normalised = []
+    seen: set[str] = set()
     for arg in argv:
         name = match_option(arg, names)
         if name is None:
             raise UsageError(arg, "Unknown option")
+        if name in seen:
+            raise UsageError(arg, "Duplicated option")
+        seen.add(name)
         value = arg[len(name) :]
         normalised.append(name + value)
     try:
