@@ -117,7 +117,10 @@ class _Builder:
 
     def preload(self) -> None:
         """Load the modules the command line names, so their sticky options work anywhere."""
-        self._driver(DEFAULT_DRIVER)
+        try:
+            self._driver(DEFAULT_DRIVER)
+        except PluginError:
+            pass  # reported if a port needs it
         for a in self.args:
             drv = option_value(a.text, "--use-driver=")
             if drv is not None:
