@@ -14,9 +14,9 @@ import collections
 import errno
 import logging
 import os
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["FdStream", "READ_SIZE"]
+__all__ = ["READ_SIZE", "FdStream"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ class FdStream:
       on_error(OSError|None)   the fd failed (EIO on unplug or pty hang-up) or hit EOF;
                                the stream has stopped itself and will not call again
       on_write_paused(bool)    the write queue went above `high` (True) or back to `low`
+
+    `dropped` counts bytes accepted by write() that were never written because
+    the stream stopped (queued output, and a chunk whose write failed); the
+    owner counts them as lost.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class FdStream:
         self._writing = False
         self._write_paused = False
         self._closed = False
+        self.dropped = 0
 
     def __repr__(self) -> str:
         return f"<FdStream fd={self.fd} read={'on' if self._reading else 'off'} queued={self._buffered}B>"
@@ -102,7 +107,7 @@ class FdStream:
                 n = os.write(self.fd, data)
             except OSError as exc:
                 if exc.errno not in _RETRY:
-                    self._fail(exc)
+                    self._fail(exc, unsent=len(data))
                     return
                 n = 0
             if n == len(data):
@@ -150,14 +155,18 @@ class FdStream:
 
     # ---- life cycle ---------------------------------------------------------
 
-    def _fail(self, exc: OSError | None) -> None:
+    def _fail(self, exc: OSError | None, unsent: int = 0) -> None:
+        self.dropped += unsent
         self.stop()
         self._on_error(exc)
 
-    def stop(self) -> None:
-        """Stop watching the fd and drop queued output. Does not close the fd."""
+    def stop(self) -> int:
+        """Stop watching the fd and drop queued output. Does not close the fd.
+
+        Returns the number of queued bytes dropped (also added to `dropped`).
+        """
         if self._closed:
-            return
+            return 0
         self._closed = True
         self.pause_reading()
         if self._writing:
@@ -167,5 +176,8 @@ class FdStream:
             self._write_paused = False
             if self._on_write_paused:
                 self._on_write_paused(False)
+        dropped = self._buffered
+        self.dropped += dropped
         self._buffer.clear()
         self._buffered = 0
+        return dropped

@@ -193,6 +193,8 @@ class Hub:
                         self._enqueue(self._out_below, i, k, out)
         for port in self.ports:
             port.start()
+        # Reported once all started, so a start-up error stays a single line.
+        for port in self.ports:
             log.info("Started %s", port.name)
         self.started = True
 

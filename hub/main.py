@@ -161,6 +161,10 @@ async def _serve(config: Config) -> None:
     reporter = None
     try:
         hub.start()
+        for line in describe_routes(hub):
+            log.info("%s", line)
+        for w in config.warnings:
+            log.warning("Warning: %s", w)
         if config.report_interval_s > 0:
             reporter = asyncio.ensure_future(_report_losses(hub, config.report_interval_s))
         await stop.wait()
@@ -205,10 +209,6 @@ def _main(argv: list[str]) -> int:
         except UsageError as exc:
             print(f"hub4com: {exc}", file=sys.stderr)
             return 1
-        for line in describe_routes(config.hub):
-            log.info("%s", line)
-        for w in config.warnings:
-            log.warning("Warning: %s", w)
         try:
             loop.run_until_complete(_serve(config))
         except HubError as exc:
