@@ -67,7 +67,7 @@ from hub.messages import (
     SetPins,
     StopBits,
 )
-from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port
+from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
 
 from ._fdio import FdStream
 
@@ -257,7 +257,9 @@ def _convert(name: str, value: str) -> Any:
         if v.lower() not in _SWITCH_WORDS:
             raise _invalid(name)
         return _SWITCH_WORDS[v.lower()]
-    if name in ("--ito", "--write-limit", "--reopen-interval"):
+    if name == "--write-limit":
+        return parse_write_limit(v)
+    if name in ("--ito", "--reopen-interval"):
         n = _parse_count(v)
         if n is None:
             raise _invalid(name)

@@ -41,7 +41,7 @@ from typing import Any
 
 from hub.errors import PortError, UsageError
 from hub.messages import Connect, Message
-from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port
+from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
 
 __all__ = [
     "USAGE",
@@ -53,7 +53,6 @@ __all__ = [
     "parse_address",
     "parse_interface",
     "parse_reconnect",
-    "parse_write_limit",
 ]
 
 log = logging.getLogger(__name__)
@@ -266,14 +265,6 @@ def parse_interface(text: str) -> str | None:
     if bracketed and addr.version != 6:
         raise UsageError(None, "Invalid interface")
     return str(addr)
-
-
-def parse_write_limit(text: str) -> int:
-    """--write-limit: bytes, 0 or more. Raises UsageError."""
-    t = text.strip()
-    if not _NUMBER_RE.match(t):
-        raise UsageError(None, "Invalid write limit")
-    return int(t)
 
 
 def _is_numeric_host(host: str) -> bool:

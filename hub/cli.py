@@ -41,6 +41,7 @@ CORE_OPTIONS = (
     "--add-filters=",
     "--use-driver=",
     "--report-interval=",
+    "--status-interval=",
 )
 #: Core flags that take no value.
 CORE_FLAGS = ("-v", "-vv", "-q", "--verbose", "--quiet")
@@ -80,6 +81,7 @@ class Config:
     warnings: list[str] = field(default_factory=list)
     verbosity: int = 0
     report_interval_s: float = 10.0
+    status_interval_s: float = 0.0
 
 
 class _Builder:
@@ -95,6 +97,7 @@ class _Builder:
         self.current_driver = DEFAULT_DRIVER
         self.verbosity = 0
         self.report_interval_s = 10.0
+        self.status_interval_s = 0.0
         self._all_loaded = False
         #: (port, spec, use_in, use_out, sources); instances are made once all ports exist.
         self.attachments: list[tuple[int, FilterSpec, bool, bool, frozenset[int] | None]] = []
@@ -240,6 +243,13 @@ class _Builder:
                 raise UsageError(None, "Invalid --report-interval value (seconds)") from None
             if self.report_interval_s < 0:
                 raise UsageError(None, "Invalid --report-interval value (seconds)")
+        elif name == "--status-interval=":
+            try:
+                self.status_interval_s = float(value)
+            except ValueError:
+                self.status_interval_s = -1.0
+            if not 0 <= self.status_interval_s < 1e9:
+                raise UsageError(None, "Invalid --status-interval value (seconds)")
 
     def _create_filter(self, value: str) -> None:
         pieces = split_quoted(value, ":", 1)
@@ -345,4 +355,4 @@ def build(
         raise UsageError(None, "No ports given (see --help)")
     b.run()
     warnings = hub.negotiate()
-    return Config(hub, args, warnings, b.verbosity, b.report_interval_s)
+    return Config(hub, args, warnings, b.verbosity, b.report_interval_s, b.status_interval_s)

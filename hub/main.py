@@ -46,6 +46,8 @@ Common options:
                             <FGID>[.IN|.OUT][(<source ports>)].
   --use-driver=<MID>        Driver for the following ports (default serial).
   --report-interval=<s>     Seconds between loss reports (default 10, 0 = off).
+  --status-interval=<s>     Log a status line of every port every <s> seconds
+                            (default 0 = off).
   -v, -vv / -q              More / less logging (debug / warnings only).
   --help                    Show this help and the list of modules.
   --help=<LstM>             Show the help of modules LstM (* for all).
@@ -152,13 +154,30 @@ async def _report_losses(hub: Hub, interval_s: float) -> None:
                 p.lost = 0
 
 
+def status_line(hub: Hub) -> str:
+    """One line with every port's state and byte counts."""
+    parts = []
+    for p in hub.ports:
+        text = f"{p.name} {p.status()}, in {p.bytes_in} B, out {p.bytes_out} B"
+        if p.lost_total:
+            text += f", lost {p.lost_total} B"
+        parts.append(text)
+    return "Status: " + " | ".join(parts)
+
+
+async def _report_status(hub: Hub, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        log.info("%s", status_line(hub))
+
+
 async def _serve(config: Config) -> None:
     hub = config.hub
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    reporter = None
+    reporter = status = None
     try:
         hub.start()
         for line in describe_routes(hub):
@@ -167,11 +186,15 @@ async def _serve(config: Config) -> None:
             log.warning("Warning: %s", w)
         if config.report_interval_s > 0:
             reporter = asyncio.ensure_future(_report_losses(hub, config.report_interval_s))
+        if config.status_interval_s > 0:
+            status = asyncio.ensure_future(_report_status(hub, config.status_interval_s))
         await stop.wait()
         log.info("Stopping")
     finally:
         if reporter is not None:
             reporter.cancel()
+        if status is not None:
+            status.cancel()
         hub.close()
         for p in hub.ports:
             if p.lost:

@@ -131,8 +131,9 @@ class Port:
         if limit == 0 or (self.queued_bytes() > limit and src not in self.fc_sources):
             self.lose(len(data))
             return
-        self.bytes_out += len(data)
+        lost = self.lost_total
         self.send_data(data)
+        self.bytes_out += len(data) - (self.lost_total - lost)
 
     def _count_connect(self, on: bool) -> None:
         if on:
@@ -191,6 +192,14 @@ class Port:
     @property
     def low_water(self) -> int:
         return self.write_limit // 3
+
+
+def parse_write_limit(value: object) -> int:
+    """Parse a --write-limit value (bytes, >= 0). Raises UsageError."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(None, "Invalid --write-limit value (a number of bytes, 0 discards all writes)")
+    return int(text)
 
 
 class Driver:

@@ -274,7 +274,7 @@ def test_option_values(arg: str, name: str, value: object) -> None:
         ("--ix=1", "Invalid --ix value"),
         ("--share-mode=c", "Invalid --share-mode value"),
         ("--ito=-1", "Invalid --ito value"),
-        ("--write-limit=big", "Invalid --write-limit value"),
+        ("--write-limit=big", "Invalid --write-limit value (a number of bytes, 0 discards all writes)"),
         ("--reopen-interval=1s", "Invalid --reopen-interval value"),
     ],
 )

@@ -279,8 +279,8 @@ INVALID_OPTIONS = [
     ("--interface=bad name", "Invalid interface"),
     ("--interface=[127.0.0.1]", "Invalid interface"),
     ("--interface=1.2.3.456", "Invalid interface"),
-    ("--write-limit=-5", "Invalid write limit"),
-    ("--write-limit=lots", "Invalid write limit"),
+    ("--write-limit=-5", "Invalid --write-limit value (a number of bytes, 0 discards all writes)"),
+    ("--write-limit=lots", "Invalid --write-limit value (a number of bytes, 0 discards all writes)"),
     ("--reconnect", "Invalid option value"),
 ]
 

@@ -1,0 +1,711 @@
+"""The pty driver: a pseudo-terminal as a virtual serial port (com0com's part on Linux).
+
+A port argument is a path such as /tmp/gps1. The port creates a pty, puts its
+slave side in raw mode and makes the path a symlink to the slave (/dev/pts/N);
+applications open the path as if it were a serial port. A symlink already at
+the path (left by an earlier run) is replaced; any other file there is refused.
+The link is removed when the port closes.
+
+How it works on Linux
+---------------------
+
+The hub holds only the pty master; it never keeps the slave open, because then
+the master could not see applications come and go. While no application has
+the slave open, the master reports POLLHUP and reads fail with EIO: the port
+stops reading and polls the master every 50 ms. An application opening the link
+ends the hang-up: the port reports CONNECT(TRUE) with CTS, DSR and DCD on; when
+the last application closes it, CONNECT(FALSE) with the three lines off. An
+application that opens, writes and closes between two polls (``echo hi >
+link``) is noticed by the data it left: connect, data, disconnect.
+
+Data written to the port while no application has it open is dropped and
+counted as lost. When an application closes, whatever it left unread (in the
+kernel's pty buffers and in the port's queue) is read out through a short-lived
+slave fd and counted as lost too, so the next application never gets a stale
+backlog. The same fd clears exclusive mode (TIOCEXCL, set by Qt and Java serial
+libraries, among others): on a pty it outlives the application's close and would
+lock out every later opener that is not root. Without root privileges the port
+cannot open the slave then; it moves the link to a new pty instead.
+
+The master sees the slave's termios (tcgetattr on the master fd). Only the baud
+rate (standard rates, and custom rates through TCGETS2) and the stop bits are
+real: the kernel forces every pty to 8 data bits without parity. An
+application asking for 6 or 7 data bits or for even parity gets EINVAL from
+glibc's tcsetattr (pyserial raises); 5 data bits and odd, mark or space parity
+are accepted but do not take. So the port reports baud rate and stop bits,
+never data bits or parity. It watches them only while something consumes remote baud rate or line
+control: the master then runs in packet mode (TIOCPKT) and the slave has EXTPROC
+set, so each termios change the application makes wakes the master with
+TIOCPKT_IOCTL; the port reads the settings and reports what changed, and again
+in full at each connect. EXTPROC has a cost: the slave's line discipline stops
+processing input, so canonical (line) mode, echo, CR/NL mapping, signal
+characters and XON/XOFF do not work for the application. Raw-mode serial
+programs, the usual kind, see no difference. SET_BR and SET_LC written to the
+port set the slave's termios, so an application reading its settings back sees
+them (like com0com's EmuBR; again only baud rate and stop bits take); the
+port does not report its own changes back.
+
+A pty has no modem lines: applications can neither read CTS/DSR/DCD nor drive
+DTR/RTS (TIOCMGET and TIOCMSET fail with ENOTTY), so the open state stands in
+for all of them. Line errors and break do not exist on a pty.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import platform
+import re
+import select
+import struct
+import sys
+import termios
+from dataclasses import dataclass
+from typing import Any
+
+from hub.caps import In, Out
+from hub.errors import UsageError
+from hub.messages import (
+    LineControl,
+    Message,
+    ModemStatus,
+    Msr,
+    Parity,
+    PurgeTx,
+    RemoteBaudStatus,
+    RemoteLcStatus,
+    SetBaud,
+    SetLineControl,
+    StopBits,
+)
+from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
+
+from ._fdio import READ_SIZE, FdStream
+
+__all__ = ["USAGE", "LineSettings", "PtyDriver", "PtyPort", "read_line_settings", "update_termios"]
+
+log = logging.getLogger(__name__)
+
+USAGE = f"""\
+Usage: pty [options]
+
+Pseudo-terminal driver: a virtual serial port for local applications, the part
+com0com pairs play on Windows. A port argument is the path of a symlink the hub
+creates to a new pty, such as /tmp/gps1; applications open that path as a serial
+port. The port is shown as the path's last part and its number, for example
+gps1(2). A symlink already at the path is replaced; any other file is refused.
+The link is removed when the hub stops. The options apply to every pty port
+after them.
+
+Options:
+  --write-limit=<s>  Write queue limit in bytes; 0 discards everything written
+                     (applications can only send). Default {DEFAULT_WRITE_LIMIT}.
+
+Notes:
+  An application opening the path is a connection (CONNECT, with CTS, DSR and
+  DCD on); the last one closing it ends the connection. Data written while no
+  application has the port open is dropped and counted as lost, and a
+  reopening application never gets data meant for an earlier one.
+  The baud rate and stop bits an application sets are reported as the remote
+  settings when some filter uses them. Data bits and parity cannot be seen: a
+  Linux pty is always 8 data bits without parity.
+"""
+
+#: How often the master is polled for an application opening the slave (and,
+#: while reading is paused, for it closing the slave).
+POLL_INTERVAL_S = 0.05
+
+#: The modem lines that follow the application's open state.
+_LINES = Msr.CTS | Msr.DSR | Msr.DCD
+
+#: At most this many reads drain what a departed application left unread
+#: (the kernel holds under 32 KiB per pty; the bound only guards the loop).
+_DRAIN_READS = 64
+
+# ---- Linux constants and layouts Python's termios module lacks -----------------
+
+_MACHINE = platform.machine()
+#: Machines with the asm-generic ioctl numbers and struct termios2 layout.
+_GENERIC_ABI = _MACHINE in {"x86_64", "i386", "i486", "i586", "i686", "aarch64", "riscv64", "s390x"} or (
+    _MACHINE.startswith("arm")
+)
+#: c_lflag bit that makes the line discipline leave input processing to the
+#: other side and, with the master in packet mode, report termios changes.
+_EXTPROC: int = getattr(termios, "EXTPROC", 0x10000000 if _MACHINE.startswith(("ppc", "alpha")) else 0o200000)
+#: Packet-mode status bits (first byte of each read from the master).
+_TIOCPKT_DATA = getattr(termios, "TIOCPKT_DATA", 0)
+_TIOCPKT_IOCTL = getattr(termios, "TIOCPKT_IOCTL", 0x40)
+#: Custom baud rates: c_cflag speed code and the termios2 ioctls.
+_BOTHER = 0o010000
+_CIBAUD: int = getattr(termios, "CIBAUD", termios.CBAUD << 16)
+_TCGETS2 = 0x802C542A
+_TCSETS2 = 0x402C542B
+#: struct termios2: c_iflag, c_oflag, c_cflag, c_lflag, c_line, c_cc[19], c_ispeed, c_ospeed.
+_TERMIOS2: struct.Struct | None = struct.Struct("=4IB19s2I") if _GENERIC_ABI else None
+
+#: termios speed codes (B9600, ...) and the baud rates they stand for; B0 is "hang up".
+_BAUD_OF: dict[int, int] = {
+    getattr(termios, name): int(name[1:]) for name in dir(termios) if re.fullmatch(r"B[1-9][0-9]*", name)
+}
+_SPEED_OF: dict[int, int] = {baud: code for code, baud in _BAUD_OF.items()}
+
+
+# ---- termios helpers -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LineSettings:
+    """What a pty really keeps of the line settings an application makes."""
+
+    #: Baud rate; None for B0 or a custom rate this machine cannot read.
+    baud: int | None
+    stop_bits: StopBits
+
+
+def read_line_settings(fd: int) -> tuple[LineSettings, int]:
+    """Read the baud rate and stop bits of tty `fd` (a pty master reads its slave's).
+
+    Returns the settings and c_lflag. Raises OSError or termios.error.
+    """
+    if _TERMIOS2 is not None:
+        fields = _TERMIOS2.unpack(fcntl.ioctl(fd, _TCGETS2, bytes(_TERMIOS2.size)))
+        cflag, lflag, baud = fields[2], fields[3], fields[7]
+    else:
+        attrs = termios.tcgetattr(fd)
+        cflag, lflag, baud = attrs[2], attrs[3], _BAUD_OF.get(attrs[5], 0)
+    stop = StopBits.TWO if cflag & termios.CSTOPB else StopBits.ONE
+    return LineSettings(baud or None, stop), lflag
+
+
+def update_termios(
+    fd: int, *, baud: int | None = None, stop_bits: StopBits | None = None, lflag_on: int = 0
+) -> None:
+    """Change the given settings of tty `fd`; a pty master changes its slave's.
+
+    A rate without a speed code (B...) is set as a custom rate (BOTHER).
+    1.5 stop bits are set as CSTOPB, as Linux serial drivers do.
+    Raises OSError (EINVAL for a custom rate this machine cannot set) or termios.error.
+    """
+    if _TERMIOS2 is not None:
+        fields = list(_TERMIOS2.unpack(fcntl.ioctl(fd, _TCGETS2, bytes(_TERMIOS2.size))))
+        cflag = fields[2]
+        if baud is not None:
+            cflag = (cflag & ~(termios.CBAUD | _CIBAUD)) | _SPEED_OF.get(baud, _BOTHER)
+            fields[6] = fields[7] = baud
+        if stop_bits is not None:
+            cflag = cflag & ~termios.CSTOPB if stop_bits == StopBits.ONE else cflag | termios.CSTOPB
+        fields[2] = cflag
+        fields[3] |= lflag_on
+        fcntl.ioctl(fd, _TCSETS2, _TERMIOS2.pack(*fields))
+        return
+    attrs = termios.tcgetattr(fd)
+    if baud is not None:
+        if baud not in _SPEED_OF:
+            raise OSError(errno.EINVAL, f"{baud} baud cannot be set on this machine")
+        attrs[4] = attrs[5] = _SPEED_OF[baud]
+    if stop_bits is not None:
+        attrs[2] = attrs[2] & ~termios.CSTOPB if stop_bits == StopBits.ONE else attrs[2] | termios.CSTOPB
+    attrs[3] |= lflag_on
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+def _make_raw(attrs: list[Any]) -> None:
+    """cfmakeraw() on a termios.tcgetattr list, plus CREAD and CLOCAL."""
+    attrs[0] &= ~(
+        termios.IGNBRK
+        | termios.BRKINT
+        | termios.PARMRK
+        | termios.ISTRIP
+        | termios.INLCR
+        | termios.IGNCR
+        | termios.ICRNL
+        | termios.IXON
+    )
+    attrs[1] &= ~termios.OPOST
+    attrs[2] = (attrs[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8 | termios.CREAD | termios.CLOCAL
+    attrs[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+    attrs[6][termios.VMIN] = 1
+    attrs[6][termios.VTIME] = 0
+
+
+def _check_link(path: str) -> str:
+    """Return the absolute link path for port argument `path`. Raises UsageError."""
+    if not path:
+        raise UsageError(path, "Empty pty link path")
+    link = os.path.abspath(path)
+    if not os.path.isdir(os.path.dirname(link)):
+        raise UsageError(path, "The directory of the pty link does not exist")
+    if os.path.lexists(link) and not os.path.islink(link):
+        raise UsageError(path, "The pty link path exists and is not a symlink")
+    return link
+
+
+# ---- the port --------------------------------------------------------------------
+
+
+class PtyPort(Port):
+    """One pty: the hub holds the master, applications open the slave through a link."""
+
+    provides = In.CTS | In.DSR | In.DCD | In.RBR | In.RLC
+    accepts = Out.SET_BR | Out.SET_LC | Out.PURGE_TX
+
+    def __init__(self, hub: HubLink, index: int, link: str, write_limit: int = DEFAULT_WRITE_LIMIT):
+        super().__init__(hub, index, f"{os.path.basename(link)}({index})", write_limit)
+        #: Absolute path of the symlink applications open.
+        self.link = link
+        #: The slave device the link points to (/dev/pts/N); "" before start.
+        self.slave_path = ""
+        self._fd = -1
+        self._poller: select.poll | None = None
+        self._stream: FdStream | None = None
+        self._timer: Any = None
+        #: Packet mode and EXTPROC are on: somebody wants remote baud rate or line control.
+        self._packet = False
+        #: MSR bits reported with connects and disconnects.
+        self._msr = 0
+        #: The line settings last seen (reported, or set by the port itself).
+        self._line: LineSettings | None = None
+        #: The application closed the slave while reading was paused; input not read yet.
+        self._gone = False
+        self._warned: set[str] = set()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "idle"
+        read = "paused" if self.xoff_count else "on"
+        return (
+            f"<PtyPort {self.name} {self.slave_path or '-'} fd={self._fd} {state} "
+            f"read={read} queued={self.queued_bytes()}B>"
+        )
+
+    def status(self) -> str:
+        if self._fd < 0:
+            return "closed"
+        if self.connected:
+            return f"application connected ({self.link} -> {self.slave_path})"
+        return f"waiting for an application ({self.link} -> {self.slave_path})"
+
+    # ---- life cycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the pty and the link. Raises UsageError if either cannot be made."""
+        if self._fd >= 0:
+            return
+        self._packet = bool(self.wanted & (In.RBR | In.RLC))
+        self._msr = self.wanted.msr & _LINES
+        _check_link(self.link)
+        try:
+            self._open_pty()
+        except (OSError, termios.error) as exc:
+            raise UsageError(self.link, f"Cannot create a pty: {_strerror(exc)}") from None
+        try:
+            self._make_link()
+        except OSError as exc:
+            self._close_pty()
+            raise UsageError(self.link, f"Cannot create the pty link: {exc.strerror}") from None
+        except UsageError:
+            self._close_pty()
+            raise
+        self._line = self._read_line()
+        log.info("%s: %s is a link to %s", self.name, self.link, self.slave_path)
+        self._schedule_poll()
+
+    def close(self) -> None:
+        """Remove the link (if it is still ours) and close the pty. Never raises."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._stream is not None:
+            self.lose(self._stream.stop())
+            self._stream = None
+        self._remove_link()
+        self._close_pty()
+        log.debug("%s: closed", self.name)
+
+    def _open_pty(self, keep: LineSettings | None = None) -> None:
+        """Open a new pty pair as self._fd / self.slave_path; close the slave.
+
+        `keep`: line settings to carry over from a pty being replaced.
+        Raises OSError or termios.error, having closed what it opened.
+        """
+        master, slave = os.openpty()
+        try:
+            slave_path = os.ttyname(slave)
+            attrs = termios.tcgetattr(slave)
+            _make_raw(attrs)
+            if self._packet:
+                attrs[3] |= _EXTPROC
+            termios.tcsetattr(slave, termios.TCSANOW, attrs)
+            if keep is not None:
+                update_termios(master, baud=keep.baud, stop_bits=keep.stop_bits)
+            if self._packet:
+                fcntl.ioctl(master, termios.TIOCPKT, struct.pack("i", 1))
+            os.set_blocking(master, False)
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            # From now on only applications hold the slave: the master sees them leave.
+            os.close(slave)
+        poller = select.poll()
+        poller.register(master, select.POLLIN)
+        self._fd, self.slave_path, self._poller = master, slave_path, poller
+
+    def _close_pty(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError as exc:
+                log.debug("%s: closing the pty master: %s", self.name, exc)
+            self._fd = -1
+            self._poller = None
+
+    def _make_link(self) -> None:
+        """Point the link at the slave, replacing a symlink that is there.
+
+        Raises UsageError if another kind of file is in the way, OSError if the
+        link cannot be made.
+        """
+        try:
+            os.symlink(self.slave_path, self.link)
+            return
+        except FileExistsError:
+            if not os.path.islink(self.link):
+                raise UsageError(self.link, "The pty link path exists and is not a symlink") from None
+        os.unlink(self.link)
+        os.symlink(self.slave_path, self.link)
+
+    def _remove_link(self) -> None:
+        try:
+            if self.slave_path and os.readlink(self.link) == self.slave_path:
+                os.unlink(self.link)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EINVAL):
+                log.warning("%s: cannot remove %s: %s", self.name, self.link, exc.strerror)
+
+    def _renew_pty(self) -> None:
+        """Move the link to a new pty (the old slave is stuck in exclusive mode)."""
+        old_fd, old_path = self._fd, self.slave_path
+        try:
+            self._open_pty(keep=self._line)
+        except (OSError, termios.error) as exc:
+            log.error("%s: cannot create a new pty: %s", self.name, _strerror(exc))
+            return
+        try:
+            os.close(old_fd)
+        except OSError:
+            pass
+        try:
+            if os.readlink(self.link) != old_path:
+                log.error("%s: %s no longer links to %s; not moving it", self.name, self.link, old_path)
+                return
+            self._make_link()
+        except (OSError, UsageError) as exc:
+            log.error("%s: cannot move %s to %s: %s", self.name, self.link, self.slave_path, exc)
+            return
+        log.warning(
+            "%s: an application left %s in exclusive mode (TIOCEXCL); %s now links to %s "
+            "(what the application left unread went with the old pty, uncounted)",
+            self.name,
+            old_path,
+            self.link,
+            self.slave_path,
+        )
+
+    # ---- application open / close ----------------------------------------------
+
+    def _schedule_poll(self) -> None:
+        if self._timer is None and self._fd >= 0:
+            self._timer = self.hub.loop.call_later(POLL_INTERVAL_S, self._poll)
+
+    def _poll(self) -> None:
+        """Timer: watch for an application opening the slave (or, while reading
+        is paused, closing it)."""
+        self._timer = None
+        if self._poller is None:
+            return
+        revents = self._poller.poll(0)
+        events = revents[0][1] if revents else 0
+        if events & select.POLLNVAL:
+            log.error("%s: the pty master is no longer open", self.name)
+            return
+        hung_up = bool(events & select.POLLHUP)
+        if not self.connected:
+            if not hung_up or (events & select.POLLIN and self._input_waiting()):
+                self._on_open()
+            elif events & select.POLLIN:
+                self._read_status()
+        elif self.xoff_count:
+            if hung_up and not self._gone:
+                # Stop feeding the slave and drop what it holds; the application's
+                # last input is read when reading resumes, then comes the EIO.
+                self._gone = True
+                queued = self._stream.discard_output() if self._stream is not None else 0
+                self.lose(queued + self._drop_unread(renew=False))
+            elif not hung_up and self._gone:
+                # Another application opened the link before that input was read;
+                # it is delivered in the new session.
+                self._gone = False
+                self._report_close()
+                self._report_open()
+        if not self.connected or self.xoff_count:
+            self._schedule_poll()
+
+    def _input_waiting(self) -> bool:
+        """Data (not just packet status) is waiting in the master."""
+        try:
+            buf = fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return False
+        waiting: int = struct.unpack("i", buf)[0]
+        return waiting > 0
+
+    def _read_status(self) -> None:
+        """Consume a packet-mode status byte that came while nobody holds the slave."""
+        try:
+            data = os.read(self._fd, READ_SIZE)
+        except OSError:
+            return
+        if not data:
+            return
+        if self._packet and data[0] != _TIOCPKT_DATA:
+            if data[0] & _TIOCPKT_IOCTL:
+                self._line_changed()
+            return
+        # Data after all: an application came and went between the checks.
+        self._on_open()
+        self._on_read(data)
+
+    def _on_open(self) -> None:
+        self._gone = False
+        self._stream = FdStream(
+            self.hub.loop,
+            self._fd,
+            self._on_read,
+            self._on_stream_error,
+            self.set_write_paused,
+            self.high_water,
+            self.low_water,
+        )
+        self._report_open()
+        if not self.xoff_count:
+            self._stream.resume_reading()
+
+    def _report_open(self) -> None:
+        extra: list[Message] = []
+        if self._msr:
+            extra.append(ModemStatus(self._msr, self._msr))
+        if self._packet:
+            self._line = self._read_line() or self._line
+            extra += self._line_messages(None, self._line)
+        log.debug("%s: an application opened %s", self.name, self.slave_path)
+        self.set_connected(True, extra)
+
+    def _on_stream_error(self, exc: OSError | None) -> None:
+        stream, self._stream = self._stream, None
+        if exc is not None and exc.errno != errno.EIO:
+            log.error("%s: pty master failed: %s", self.name, exc.strerror)
+        lost = (stream.dropped if stream is not None else 0) + self._drop_unread()
+        self.lose(lost)
+        self._gone = False
+        self._report_close()
+        if lost:
+            log.debug("%s: dropped %d bytes the application did not read", self.name, lost)
+        self._schedule_poll()
+
+    def _report_close(self) -> None:
+        log.debug("%s: the application closed %s", self.name, self.slave_path)
+        self.set_connected(False, [ModemStatus(0, self._msr)] if self._msr else None)
+
+    def _drop_unread(self, renew: bool = True) -> int:
+        """Read out what the kernel still holds for the slave; return its size.
+
+        Also clears exclusive mode, which outlives the application's close; if
+        that mode keeps us out and `renew` is true (no stream uses the master),
+        the link moves to a new pty instead.
+        """
+        try:
+            fd = os.open(self.slave_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:
+                if renew:
+                    self._renew_pty()
+            else:
+                log.warning("%s: cannot open %s to drop stale data: %s", self.name, self.slave_path, exc)
+            return 0
+        dropped = 0
+        try:
+            # A non-blocking read waits for the kernel's pending buffer pushes, so this
+            # gets and counts everything; only a partial line in canonical mode is
+            # left, and the flushes below drop it uncounted.
+            for _ in range(_DRAIN_READS):
+                try:
+                    chunk = os.read(fd, READ_SIZE)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    break
+                dropped += len(chunk)
+            termios.tcflush(self._fd, termios.TCOFLUSH)
+            termios.tcflush(fd, termios.TCIFLUSH)
+            fcntl.ioctl(fd, termios.TIOCNXCL)
+        except (OSError, termios.error) as exc:
+            log.warning("%s: dropping stale data from %s: %s", self.name, self.slave_path, _strerror(exc))
+        finally:
+            os.close(fd)
+        return dropped
+
+    # ---- reading ----------------------------------------------------------------
+
+    def _on_read(self, data: bytes) -> None:
+        if not self._packet:
+            self.emit_data(data)
+        elif data[0] == _TIOCPKT_DATA:
+            if len(data) > 1:
+                self.emit_data(data[1:])
+        elif data[0] & _TIOCPKT_IOCTL:
+            self._line_changed()
+
+    def pause_reading(self) -> None:
+        if self._stream is not None:
+            self._stream.pause_reading()
+        if self.connected:
+            self._schedule_poll()
+
+    def resume_reading(self) -> None:
+        if self._stream is not None:
+            self._stream.resume_reading()
+
+    # ---- writing ----------------------------------------------------------------
+
+    def send_data(self, data: bytes) -> None:
+        if self._stream is None or self._gone:
+            self.lose(len(data))
+            return
+        self._stream.write(data)
+
+    def queued_bytes(self) -> int:
+        return self._stream.queued if self._stream is not None else 0
+
+    def write_signal(self, msg: Message) -> None:
+        t = type(msg)
+        if t is SetBaud:
+            self._set_line(baud=msg.baud)  # type: ignore[union-attr]
+        elif t is SetLineControl:
+            lc: LineControl = msg.lc  # type: ignore[union-attr]
+            if lc.data_bits not in (None, 8) or lc.parity not in (None, Parity.NONE):
+                self._warn_once("lc", "%s: a pty has 8 data bits and no parity; ignoring %s", self.name, lc)
+            if lc.stop_bits is not None:
+                self._set_line(stop_bits=lc.stop_bits)
+        elif t is PurgeTx:
+            if self._stream is not None:
+                self._stream.discard_output()
+            try:
+                termios.tcflush(self._fd, termios.TCOFLUSH)
+            except (OSError, termios.error) as exc:
+                log.debug("%s: purge: %s", self.name, _strerror(exc))
+
+    # ---- line settings ---------------------------------------------------------
+
+    def _read_line(self) -> LineSettings | None:
+        try:
+            return read_line_settings(self._fd)[0]
+        except (OSError, termios.error) as exc:
+            log.debug("%s: reading line settings: %s", self.name, _strerror(exc))
+            return None
+
+    def _line_changed(self) -> None:
+        """The application changed termios (TIOCPKT_IOCTL): report what changed."""
+        try:
+            line, lflag = read_line_settings(self._fd)
+            if self._packet and not lflag & _EXTPROC:
+                # The application cleared EXTPROC; without it no further change is seen.
+                update_termios(self._fd, lflag_on=_EXTPROC)
+        except (OSError, termios.error) as exc:
+            log.debug("%s: reading line settings: %s", self.name, _strerror(exc))
+            return
+        old, self._line = self._line, line
+        if self.connected:
+            msgs = self._line_messages(old, line)
+            if msgs:
+                self.emit(msgs)
+
+    def _line_messages(self, old: LineSettings | None, new: LineSettings | None) -> list[Message]:
+        """RBR/RLC messages for the wanted settings that differ between `old` and `new`."""
+        msgs: list[Message] = []
+        if new is None:
+            return msgs
+        if self.wanted & In.RBR and new.baud is not None and (old is None or new.baud != old.baud):
+            msgs.append(RemoteBaudStatus(new.baud))
+        if self.wanted & In.RLC and (old is None or new.stop_bits != old.stop_bits):
+            msgs.append(RemoteLcStatus(LineControl(stop_bits=new.stop_bits)))
+        return msgs
+
+    def _set_line(self, baud: int | None = None, stop_bits: StopBits | None = None) -> None:
+        """Apply SET_BR/SET_LC to the slave's termios without reporting it back."""
+        if self._fd < 0:
+            return
+        if self._packet:
+            self._line_changed()  # report a change the application made just before
+        try:
+            update_termios(self._fd, baud=baud, stop_bits=stop_bits)
+        except (OSError, termios.error) as exc:
+            log.warning("%s: cannot set %s: %s", self.name, _describe(baud, stop_bits), _strerror(exc))
+        line = self._read_line()
+        if line is None:
+            return
+        self._line = line
+        if (baud is not None and line.baud != baud) or (
+            stop_bits is not None and (line.stop_bits == StopBits.ONE) != (stop_bits == StopBits.ONE)
+        ):
+            log.warning("%s: %s did not take", self.name, _describe(baud, stop_bits))
+
+    def _warn_once(self, key: str, fmt: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(fmt, *args)
+
+
+def _describe(baud: int | None, stop_bits: StopBits | None) -> str:
+    return f"{baud} baud" if baud is not None else f"stop bits {stop_bits.name if stop_bits else '?'}"
+
+
+def _strerror(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, termios.error) and len(exc.args) > 1:
+        return str(exc.args[1])
+    return str(exc)
+
+
+# ---- the driver module -----------------------------------------------------------
+
+
+class PtyDriver(Driver):
+    """The pty driver module: virtual serial ports for local applications."""
+
+    NAME = "pty"
+    DESCRIPTION = "Pseudo-terminal (virtual serial port) driver"
+    USAGE = USAGE
+    DEFAULTS = {"--write-limit": DEFAULT_WRITE_LIMIT}
+
+    def __init__(self, hub: HubLink):
+        super().__init__(hub)
+        self._links: set[str] = set()
+
+    def convert_option(self, name: str, value: Any) -> Any:
+        """Validate one option value; return it typed. Raises UsageError."""
+        if name == "--write-limit":
+            return parse_write_limit(value)
+        return value
+
+    def create_port(self, index: int, path: str, options: dict[str, Any]) -> PtyPort:
+        """A pty port whose link is `path`. Raises UsageError for a bad path."""
+        if not sys.platform.startswith("linux"):
+            raise UsageError(path, "The pty driver needs Linux")
+        link = _check_link(path)
+        if link in self._links:
+            raise UsageError(path, "Another pty port already uses this link path")
+        self._links.add(link)
+        return PtyPort(self.hub, index, link, options.get("--write-limit", DEFAULT_WRITE_LIMIT))

@@ -1,0 +1,1 @@
+"""Wrapper commands that generate hub4com command lines (hub4com's examples/*.bat)."""

@@ -1,0 +1,869 @@
+"""The pty driver against real ptys, with pyserial (or plain fds) as the application.
+
+Each async test runs on the standard asyncio loop and on uvloop. Application-side
+calls that block run in threads (asyncio.to_thread), so the driver keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import logging
+import os
+import select
+import shutil
+import subprocess
+import termios
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
+
+import pytest
+import serial
+
+import drivers.pty as ptymod
+from drivers.pty import POLL_INTERVAL_S, USAGE, PtyDriver, PtyPort, read_line_settings
+from hub.caps import In, Out
+from hub.errors import UsageError
+from hub.messages import (
+    Connect,
+    FlowControl,
+    LineControl,
+    LineData,
+    Message,
+    ModemStatus,
+    Msr,
+    Parity,
+    PurgeTx,
+    RemoteBaudStatus,
+    RemoteLcStatus,
+    SetBaud,
+    SetLineControl,
+    StopBits,
+)
+from hub.options import option_names
+from hub.port import DEFAULT_WRITE_LIMIT
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+    uvloop = None  # type: ignore[assignment]
+
+#: Every wait in these tests ends after this long at the latest.
+DEADLINE_S = 5.0
+#: How often a wait re-checks its condition when no message came.
+STATE_CHECK_S = 0.01
+LINES = Msr.CTS | Msr.DSR | Msr.DCD
+
+LOOPS = ["asyncio", *(["uvloop"] if uvloop is not None else [])]
+
+
+@pytest.fixture(params=LOOPS)
+def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], Any]:
+    """Run a coroutine on a fresh loop of the parametrised kind."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
+
+    def runner(coro: Coroutine[Any, Any, Any]) -> Any:
+        with asyncio.Runner(loop_factory=factory) as r:
+            return r.run(coro)
+
+    return runner
+
+
+class FakeHub:
+    """Records what ports emit; lets a test wait for a condition with a deadline."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.msgs: list[Message] = []
+        self._changed = asyncio.Event()
+
+    def received(self, port: int, msgs: list[Message]) -> None:
+        self.msgs.extend(msgs)
+        self._changed.set()
+
+    async def wait_for(self, pred: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
+        deadline = self.loop.time() + timeout_s
+        while not pred():
+            self._changed.clear()
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting for {what}; got {self.summary()}")
+            try:
+                # Wake on every message, and every few ms for conditions on port state.
+                await asyncio.wait_for(self._changed.wait(), min(remaining, STATE_CHECK_S))
+            except TimeoutError:
+                pass
+
+    def data(self) -> bytes:
+        return b"".join(m.data for m in self.msgs if type(m) is LineData)
+
+    def of(self, cls: type) -> list[Any]:
+        return [m for m in self.msgs if type(m) is cls]
+
+    def signals(self) -> list[Message]:
+        """Everything but data."""
+        return [m for m in self.msgs if type(m) is not LineData]
+
+    def count(self, msg: Message) -> int:
+        return sum(1 for m in self.msgs if m == msg)
+
+    def summary(self) -> str:
+        return f"{self.signals()!r} and {len(self.data())} data bytes"[:3000]
+
+
+def make_port(
+    hub: Any, path: os.PathLike[str] | str, *, index: int = 2, wanted: In = In.DSR, argv: tuple[str, ...] = ()
+) -> PtyPort:
+    driver = PtyDriver(hub)
+    for arg in argv:
+        assert driver.config_arg(arg)
+    port = driver.create_port(index, str(path), dict(driver.options))
+    port.wanted = wanted
+    return port
+
+
+def started(hub: FakeHub, path: os.PathLike[str] | str, **kw: Any) -> PtyPort:
+    port = make_port(hub, path, **kw)
+    port.start()
+    return port
+
+
+def app_open(link: os.PathLike[str] | str, **kw: Any) -> serial.Serial:
+    """Open the link as an application would, with pyserial."""
+    return serial.Serial(str(link), timeout=DEADLINE_S, **kw)
+
+
+def raw_open(link: os.PathLike[str] | str) -> int:
+    """Open the link with a plain open(): no termios set-up, no input flush."""
+    return os.open(str(link), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+
+
+def read_fd(fd: int, n: int, timeout_s: float = DEADLINE_S) -> bytes:
+    """Read n bytes from a non-blocking fd (in a worker thread), or what came by the deadline."""
+    out = bytearray()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while len(out) < n and poller.poll(int(timeout_s * 1000)):
+        try:
+            out += os.read(fd, n - len(out))
+        except BlockingIOError:
+            continue
+    return bytes(out)
+
+
+async def connected(hub: FakeHub, port: PtyPort, n: int = 1) -> None:
+    await hub.wait_for(lambda: hub.count(Connect(True)) >= n and port.connected, f"connect #{n}")
+
+
+async def disconnected(hub: FakeHub, port: PtyPort, n: int = 1) -> None:
+    await hub.wait_for(lambda: hub.count(Connect(False)) >= n and not port.connected, f"disconnect #{n}")
+
+
+def _ends_with(hub: FakeHub, token: bytes) -> bool:
+    return hub.data().endswith(token)
+
+
+async def sync_with_app(hub: FakeHub, ser: serial.Serial, token: bytes) -> None:
+    """The application writes `token`; once it arrives, every termios change the
+    application made before it has been seen (status bytes precede data)."""
+    await asyncio.to_thread(ser.write, token)
+    await hub.wait_for(lambda: hub.data().endswith(token), f"token {token!r}")
+
+
+# ---- options, usage, paths (no loop needed) ---------------------------------------
+
+
+def test_usage_declares_write_limit_with_its_default() -> None:
+    assert option_names(USAGE) == {"--write-limit"}
+    assert USAGE.startswith("Usage: pty [options]\n")
+    assert f"Default {DEFAULT_WRITE_LIMIT}" in USAGE
+    assert "[default:" not in USAGE
+    assert PtyDriver.NAME == "pty" and PtyDriver.USAGE == USAGE and PtyDriver.DESCRIPTION
+    assert "How it works on Linux" in (ptymod.__doc__ or "")
+
+
+@pytest.mark.parametrize(("arg", "value"), [("--write-limit=0", 0), ("--write-limit=4096", 4096)])
+def test_write_limit_option(arg: str, value: int) -> None:
+    driver = PtyDriver(object())  # type: ignore[arg-type]
+    assert driver.options["--write-limit"] == DEFAULT_WRITE_LIMIT
+    assert driver.config_arg(arg)
+    assert driver.options["--write-limit"] == value
+    assert not driver.config_arg("--baud=9600")
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "1.5", "", "\uff11\uff12"])
+def test_bad_write_limit_is_a_usage_error(value: str) -> None:
+    driver = PtyDriver(object())  # type: ignore[arg-type]
+    with pytest.raises(UsageError) as info:
+        driver.config_arg(f"--write-limit={value}")
+    assert info.value.text.startswith(("Invalid --write-limit value", "Invalid option value"))
+    assert info.value.arg == f"--write-limit={value}"
+
+
+def test_existing_regular_file_is_refused_and_kept(tmp_path: Any) -> None:
+    path = tmp_path / "app1"
+    path.write_text("keep me")
+    with pytest.raises(UsageError) as info:
+        make_port(object(), path)
+    assert "exists and is not a symlink" in str(info.value)
+    assert info.value.arg == str(path)
+    assert path.read_text() == "keep me"
+
+
+def test_existing_directory_is_refused(tmp_path: Any) -> None:
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(UsageError, match="not a symlink"):
+        make_port(object(), tmp_path / "dir")
+
+
+def test_missing_directory_is_refused(tmp_path: Any) -> None:
+    with pytest.raises(UsageError, match="directory") as info:
+        make_port(object(), tmp_path / "missing" / "app1")
+    assert info.value.arg == str(tmp_path / "missing" / "app1")
+
+
+def test_two_ports_cannot_share_a_link(tmp_path: Any) -> None:
+    driver = PtyDriver(object())  # type: ignore[arg-type]
+    driver.create_port(0, str(tmp_path / "a"), dict(driver.options))
+    with pytest.raises(UsageError, match="already uses"):
+        driver.create_port(1, str(tmp_path / "." / "a"), dict(driver.options))
+
+
+def test_port_name_and_capabilities(tmp_path: Any) -> None:
+    port = make_port(object(), tmp_path / "app1", index=2)
+    assert port.name == "app1(2)"
+    assert port.provides & In.MODEM == In.CTS | In.DSR | In.DCD
+    assert port.provides & (In.RBR | In.RLC) == In.RBR | In.RLC
+    assert port.accepts & (Out.SET_BR | Out.SET_LC) == Out.SET_BR | Out.SET_LC
+
+
+# ---- link life cycle ----------------------------------------------------------------
+
+
+def test_link_points_at_the_slave_and_goes_at_close(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        link = tmp_path / "app1"
+        port = started(hub, link)
+        try:
+            assert os.path.islink(link)
+            assert os.readlink(link) == port.slave_path
+            assert port.slave_path.startswith("/dev/pts/")
+            assert not port.connected and hub.msgs == []
+        finally:
+            port.close()
+        assert not os.path.lexists(link)
+        port.close()  # twice is harmless
+
+    run(main())
+
+
+def test_stale_symlink_is_replaced(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "app1"
+        os.symlink("/dev/pts/does-not-exist", link)
+        port = started(FakeHub(), link)
+        try:
+            assert os.readlink(link) == port.slave_path
+        finally:
+            port.close()
+        assert not os.path.lexists(link)
+
+    run(main())
+
+
+def test_close_leaves_a_link_that_is_no_longer_ours(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "app1"
+        port = started(FakeHub(), link)
+        os.unlink(link)
+        os.symlink("/dev/null", link)
+        port.close()
+        assert os.readlink(link) == "/dev/null"
+
+    run(main())
+
+
+def test_file_created_before_start_is_refused(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "app1"
+        port = make_port(FakeHub(), link)
+        link.write_text("user data")
+        with pytest.raises(UsageError, match="not a symlink"):
+            port.start()
+        assert link.read_text() == "user data"
+        assert port._fd == -1
+        port.close()
+        assert link.read_text() == "user data"
+
+    run(main())
+
+
+# ---- open / close ---------------------------------------------------------------------
+
+
+def test_open_is_connect_with_lines_on_and_close_is_disconnect(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=In.CTS | In.DSR | In.DCD | In.RI)
+        try:
+            ser = app_open(tmp_path / "app1")
+            await connected(hub, port)
+            assert hub.msgs == [Connect(True), ModemStatus(LINES, LINES)]
+            ser.close()
+            await disconnected(hub, port)
+            assert hub.msgs[2:] == [Connect(False), ModemStatus(0, LINES)]
+        finally:
+            port.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize(("wanted", "extra"), [(In.DSR, [ModemStatus(Msr.DSR, Msr.DSR)]), (In.NONE, [])])
+def test_modem_status_only_for_wanted_lines(
+    run: Any, tmp_path: Any, wanted: In, extra: list[Message]
+) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=wanted)
+        try:
+            ser = app_open(tmp_path / "app1")
+            await connected(hub, port)
+            assert hub.msgs == [Connect(True), *extra]
+            ser.close()
+            await disconnected(hub, port)
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_ten_opens_and_closes(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1")
+        try:
+            for i in range(1, 11):
+                ser = app_open(tmp_path / "app1")
+                await connected(hub, port, i)
+                token = b"%d;" % i
+                await asyncio.to_thread(ser.write, token)
+                await hub.wait_for(partial(_ends_with, hub, token), f"data of app {i}")
+                ser.close()
+                await disconnected(hub, port, i)
+            on_off = [m.on for m in hub.of(Connect)]
+            assert on_off == [True, False] * 10
+            assert hub.data() == b"".join(b"%d;" % i for i in range(1, 11))
+            assert port.lost_total == 0
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_quick_writer_between_polls_is_seen(run: Any, tmp_path: Any) -> None:
+    """`echo hi > link`: open, write, close long before the next poll."""
+
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=In.DSR | In.RBR)
+        try:
+            fd = os.open(tmp_path / "app1", os.O_WRONLY | os.O_NOCTTY)
+            os.write(fd, b"hello\n")
+            os.close(fd)
+            await disconnected(hub, port)
+            assert hub.data() == b"hello\n"
+            assert [m.on for m in hub.of(Connect)] == [True, False]
+        finally:
+            port.close()
+
+    run(main())
+
+
+# ---- data -------------------------------------------------------------------------------
+
+WATCHING = [pytest.param(In.DSR, id="plain"), pytest.param(In.DSR | In.RBR | In.RLC, id="packet-mode")]
+
+
+@pytest.mark.parametrize("wanted", WATCHING)
+def test_data_both_ways_with_every_byte_value(run: Any, tmp_path: Any, wanted: In) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=wanted)
+        try:
+            ser = app_open(tmp_path / "app1")
+            await connected(hub, port)
+            pattern = bytes(range(256)) * 8 + b"\xff\xff\x00\xff"
+            await asyncio.to_thread(ser.write, pattern)
+            await hub.wait_for(lambda: len(hub.data()) >= len(pattern), "app data")
+            assert hub.data() == pattern
+            port.write(LineData(pattern[::-1]), 0)
+            assert await asyncio.to_thread(ser.read, len(pattern)) == pattern[::-1]
+            assert port.bytes_in == len(pattern) and port.bytes_out == len(pattern)
+            ser.close()
+        finally:
+            port.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("wanted", WATCHING)
+def test_one_megabyte_from_the_application(run: Any, tmp_path: Any, wanted: In) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=wanted)
+        try:
+            ser = app_open(tmp_path / "app1")
+            await connected(hub, port)
+            blob = os.urandom(1 << 20)
+            writer = asyncio.create_task(asyncio.to_thread(ser.write, blob))
+            await hub.wait_for(lambda: port.bytes_in >= len(blob), "1 MiB", timeout_s=30)
+            await writer
+            assert hub.data() == blob
+            ser.close()
+            await disconnected(hub, port)
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_write_limit_zero_discards_everything(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", argv=("--write-limit=0",))
+        try:
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(LineData(b"x" * 100), 0)
+            assert port.lost_total == 100
+            port.write(LineData(b"ping"), 0)
+            os.write(fd, b"still readable")
+            await hub.wait_for(lambda: hub.data() == b"still readable", "app data")
+            assert await asyncio.to_thread(read_fd, fd, 1, POLL_INTERVAL_S) == b""
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+# ---- no stale data for a reopening application -----------------------------------------
+
+
+def test_data_written_while_closed_is_dropped_and_counted(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1")
+        try:
+            port.write(LineData(b"old" * 1000), 0)
+            assert port.lost_total == 3000
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(LineData(b"fresh"), 0)
+            assert await asyncio.to_thread(read_fd, fd, 5) == b"fresh"
+            assert await asyncio.to_thread(read_fd, fd, 1, POLL_INTERVAL_S) == b""
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("size", [5000, 100_000])
+def test_data_the_last_application_did_not_read_is_dropped_and_counted(
+    run: Any, tmp_path: Any, size: int
+) -> None:
+    """5000 bytes stay in the kernel; 100 kB also fill the port's own queue."""
+
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=In.DSR | In.RBR)
+        try:
+            ser = app_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(LineData(b"s" * size), 0)
+            assert port.lost_total == 0
+            ser.close()
+            await disconnected(hub, port)
+            assert port.lost_total == size
+            assert port.queued_bytes() == 0
+            # A plain open() does not flush input as pyserial does: it would see any backlog.
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port, 2)
+            port.write(LineData(b"fresh"), 0)
+            assert await asyncio.to_thread(read_fd, fd, 5) == b"fresh"
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+# ---- flow control -----------------------------------------------------------------------
+
+
+def test_write_queue_watermarks(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", argv=("--write-limit=3000",))
+        port.fc_sources = frozenset({0})
+        try:
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port)
+            blob = os.urandom(64 * 1024)  # more than the kernel holds (about 20 KiB)
+            port.write(LineData(blob), 0)
+            assert port.queued_bytes() > port.high_water
+            assert hub.of(FlowControl) == [FlowControl(True)]
+            assert await asyncio.to_thread(read_fd, fd, len(blob)) == blob
+            await hub.wait_for(lambda: hub.of(FlowControl)[-1] == FlowControl(False), "XON")
+            assert port.queued_bytes() == 0
+            assert port.lost_total == 0
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_paused_reading_holds_input_until_resumed(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1")
+        try:
+            ser = app_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(FlowControl(True), 0)
+            await asyncio.to_thread(ser.write, b"held")
+            await asyncio.sleep(3 * POLL_INTERVAL_S)
+            assert hub.data() == b""
+            port.write(FlowControl(False), 0)
+            await hub.wait_for(lambda: hub.data() == b"held", "held data")
+            ser.close()
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_application_leaving_while_reading_is_paused(run: Any, tmp_path: Any) -> None:
+    """Its last data still arrives, then the disconnect; nothing goes stale meanwhile."""
+
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1")
+        try:
+            ser = app_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(FlowControl(True), 0)
+            port.write(LineData(b"u" * 1000), 0)  # never read by the application
+            await asyncio.to_thread(ser.write, b"last words")
+            ser.close()
+            await hub.wait_for(lambda: port._gone, "the port noticing the close")
+            assert port.lost_total == 1000
+            port.write(LineData(b"y" * 10), 0)
+            assert port.lost_total == 1010
+            port.write(FlowControl(False), 0)
+            await disconnected(hub, port)
+            assert hub.data() == b"last words"
+            assert hub.signals()[-2:] == [Connect(False), ModemStatus(0, Msr.DSR)]
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_new_application_while_reading_is_paused(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1")
+        try:
+            ser = app_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(FlowControl(True), 0)
+            ser.close()
+            await hub.wait_for(lambda: port._gone, "the port noticing the close")
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port, 2)
+            assert [m.on for m in hub.of(Connect)] == [True, False, True]
+            port.write(FlowControl(False), 0)
+            port.write(LineData(b"fresh"), 0)
+            assert await asyncio.to_thread(read_fd, fd, 5) == b"fresh"
+            os.close(fd)
+            await disconnected(hub, port, 2)
+        finally:
+            port.close()
+
+    run(main())
+
+
+# ---- line settings ----------------------------------------------------------------------
+
+
+def test_application_line_settings_are_reported(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=In.DSR | In.RBR | In.RLC)
+        try:
+            ser = app_open(tmp_path / "app1", baudrate=19200)
+            await connected(hub, port)
+            # Current settings at connect (pyserial may set them just after the open).
+            await hub.wait_for(lambda: hub.of(RemoteBaudStatus)[-1:] == [RemoteBaudStatus(19200)], "19200")
+            assert hub.of(RemoteLcStatus)[-1] == RemoteLcStatus(LineControl(stop_bits=StopBits.ONE))
+            ser.baudrate = 9600
+            await hub.wait_for(lambda: RemoteBaudStatus(9600) in hub.msgs, "RBR 9600")
+            ser.stopbits = serial.STOPBITS_TWO
+            await hub.wait_for(lambda: hub.of(RemoteLcStatus)[-1].lc.stop_bits == StopBits.TWO, "2 stop bits")
+            assert hub.of(RemoteLcStatus)[-1] == RemoteLcStatus(LineControl(None, None, StopBits.TWO))
+            ser.baudrate = 250000  # a custom rate (BOTHER)
+            await hub.wait_for(lambda: RemoteBaudStatus(250000) in hub.msgs, "RBR 250000")
+            # Setting the same termios again is not a change.
+            before = hub.signals()
+            termios.tcsetattr(ser.fileno(), termios.TCSANOW, termios.tcgetattr(ser.fileno()))
+            await sync_with_app(hub, ser, b"sync")
+            assert hub.signals() == before
+            ser.close()
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_line_settings_without_termios2(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where TCGETS2 is unknown, standard rates still work through tcgetattr."""
+    monkeypatch.setattr(ptymod, "_TERMIOS2", None)
+
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=In.RBR | In.RLC)
+        try:
+            ser = app_open(tmp_path / "app1", baudrate=4800)
+            await connected(hub, port)
+            await hub.wait_for(lambda: hub.of(RemoteBaudStatus)[-1:] == [RemoteBaudStatus(4800)], "4800")
+            ser.baudrate = 9600
+            ser.stopbits = serial.STOPBITS_TWO
+            await hub.wait_for(lambda: RemoteBaudStatus(9600) in hub.msgs, "RBR 9600")
+            await hub.wait_for(lambda: hub.of(RemoteLcStatus)[-1].lc.stop_bits == StopBits.TWO, "2 stop bits")
+            port.write(SetBaud(1200), 0)
+            assert termios.tcgetattr(ser.fileno())[5] == termios.B1200
+            ser.close()
+        finally:
+            port.close()
+
+    asyncio.run(main())
+
+
+def test_settings_are_not_reported_unless_wanted(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=In.DSR)
+        try:
+            ser = app_open(tmp_path / "app1", baudrate=19200)
+            await connected(hub, port)
+            ser.baudrate = 9600
+            await sync_with_app(hub, ser, b"sync")
+            assert hub.signals() == [Connect(True), ModemStatus(Msr.DSR, Msr.DSR)]
+            # Without packet mode the slave keeps canonical-mode processing available.
+            assert not termios.tcgetattr(ser.fileno())[3] & ptymod._EXTPROC
+            ser.close()
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_application_clearing_extproc_is_still_watched(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=In.RBR)
+        try:
+            ser = app_open(tmp_path / "app1", baudrate=19200)
+            await connected(hub, port)
+            attrs = termios.tcgetattr(ser.fileno())
+            attrs[3] = 0
+            termios.tcsetattr(ser.fileno(), termios.TCSANOW, attrs)
+            await sync_with_app(hub, ser, b"sync")
+            assert termios.tcgetattr(ser.fileno())[3] & ptymod._EXTPROC
+            ser.baudrate = 2400
+            await hub.wait_for(lambda: RemoteBaudStatus(2400) in hub.msgs, "RBR 2400")
+            ser.close()
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_set_baud_and_line_control_reach_the_application_without_feedback(
+    run: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=In.RBR | In.RLC)
+        try:
+            ser = app_open(tmp_path / "app1", baudrate=19200)
+            await connected(hub, port)
+            await hub.wait_for(lambda: hub.of(RemoteBaudStatus)[-1:] == [RemoteBaudStatus(19200)], "19200")
+            before = hub.signals()
+            port.write(SetBaud(4800), 0)
+            port.write(SetLineControl(LineControl(stop_bits=StopBits.TWO)), 0)
+            attrs = termios.tcgetattr(ser.fileno())
+            assert attrs[4] == attrs[5] == termios.B4800
+            assert attrs[2] & termios.CSTOPB
+            port.write(SetBaud(250000), 0)
+            assert read_line_settings(ser.fileno())[0].baud == 250000
+            await sync_with_app(hub, ser, b"sync")
+            assert hub.signals() == before
+            # The application's own change after ours is reported again.
+            ser.baudrate = 9600
+            await hub.wait_for(lambda: hub.of(RemoteBaudStatus)[-1:] == [RemoteBaudStatus(9600)], "9600")
+            ser.close()
+        finally:
+            port.close()
+
+    with caplog.at_level(logging.WARNING, logger="drivers.pty"):
+        run(main())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_data_bits_and_parity_are_ignored_with_one_warning(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        port = started(FakeHub(), tmp_path / "app1")
+        try:
+            for _ in range(2):
+                port.write(SetLineControl(LineControl(7, Parity.EVEN, StopBits.TWO)), 0)
+            fd = raw_open(tmp_path / "app1")
+            cflag = termios.tcgetattr(fd)[2]
+            assert cflag & termios.CSIZE == termios.CS8 and not cflag & termios.PARENB
+            assert cflag & termios.CSTOPB
+            os.close(fd)
+        finally:
+            port.close()
+
+    with caplog.at_level(logging.WARNING, logger="drivers.pty"):
+        asyncio.run(main())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "8 data bits and no parity" in warnings[0]
+
+
+def test_settings_persist_for_the_next_application(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1")
+        try:
+            port.write(SetBaud(57600), 0)
+            fd = raw_open(tmp_path / "app1")
+            attrs = termios.tcgetattr(fd)
+            assert attrs[5] == termios.B57600
+            assert not attrs[3] & (termios.ICANON | termios.ECHO)  # raw mode
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+# ---- purge ----------------------------------------------------------------------------
+
+
+def test_purge_drops_queued_output_without_counting_it(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1")
+        try:
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(LineData(b"p" * 64 * 1024), 0)
+            assert port.queued_bytes() > 0
+            port.write(PurgeTx(), 0)
+            assert port.queued_bytes() == 0
+            assert port.lost_total == 0
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+# ---- exclusive mode (TIOCEXCL) outlives the application's close ------------------------
+
+
+def _unprivileged_open(path: str) -> str:
+    """Open `path` as user nobody; return "ok" or the error."""
+    code = f"import os; os.close(os.open({path!r}, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)); print('ok')"
+    result = subprocess.run(
+        ["/usr/bin/python3", "-c", code], capture_output=True, text=True, user=65534, group=65534, timeout=30
+    )
+    return (result.stdout + result.stderr).strip().splitlines()[-1]
+
+
+def test_exclusive_mode_does_not_lock_out_the_next_application(run: Any, tmp_path: Any) -> None:
+    if os.geteuid() == 0 and not shutil.which("/usr/bin/python3"):
+        pytest.skip("needs /usr/bin/python3 to open the pty as an unprivileged user")
+
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1")
+        try:
+            fd = raw_open(tmp_path / "app1")
+            fcntl.ioctl(fd, termios.TIOCEXCL)
+            await connected(hub, port)
+            os.close(fd)
+            await disconnected(hub, port)
+            if os.geteuid() == 0:
+                # Root ignores TIOCEXCL; an ordinary user is what it locks out.
+                os.chmod(port.slave_path, 0o666)
+                assert await asyncio.to_thread(_unprivileged_open, port.slave_path) == "ok"
+            else:
+                os.close(raw_open(tmp_path / "app1"))
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_pty_is_replaced_when_exclusive_mode_keeps_the_hub_out(
+    run: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without root the hub cannot open a slave left in exclusive mode: it makes a new pty."""
+
+    async def main() -> None:
+        hub = FakeHub()
+        link = tmp_path / "app1"
+        port = started(hub, link, wanted=In.DSR | In.RBR)
+        real_open = os.open
+        old_path = port.slave_path
+
+        def busy_open(path: Any, flags: int, *args: Any) -> int:
+            if path == old_path:
+                raise OSError(errno.EBUSY, "Device or resource busy")
+            return real_open(path, flags, *args)
+
+        try:
+            port.write(SetBaud(57600), 0)
+            ser = app_open(link, baudrate=57600)
+            await connected(hub, port)
+            monkeypatch.setattr(ptymod.os, "open", busy_open)
+            ser.close()
+            await disconnected(hub, port)
+            monkeypatch.undo()
+            assert port.slave_path != old_path
+            assert os.readlink(link) == port.slave_path
+            assert not os.path.exists(old_path)
+            fd = raw_open(link)
+            await connected(hub, port, 2)
+            assert termios.tcgetattr(fd)[5] == termios.B57600  # settings carried over
+            port.write(LineData(b"new pty"), 0)
+            assert await asyncio.to_thread(read_fd, fd, 7) == b"new pty"
+            os.write(fd, b"back")
+            await hub.wait_for(lambda: hub.data() == b"back", "data from the new pty")
+            os.close(fd)
+            await disconnected(hub, port, 2)
+        finally:
+            port.close()
+        assert not os.path.lexists(link)
+
+    run(main())
