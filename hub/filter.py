@@ -53,12 +53,20 @@ class FilterContext(Protocol):
         """Run `callback` after `delay_s` seconds on the hub's loop."""
         ...
 
+    def time(self) -> float:
+        """The hub's monotonic clock in seconds (the loop's time)."""
+        ...
+
     def send_in(self, msgs: list[Message]) -> None:
         """Inject `msgs` into the port's IN chain just after this filter; they are then routed."""
         ...
 
-    def send_out(self, msgs: list[Message]) -> None:
-        """Inject `msgs` into the port's OUT chain just below this filter, towards the wire."""
+    def send_out(self, msgs: list[Message], src: int | None = None) -> None:
+        """Inject `msgs` into the port's OUT chain just below this filter, towards the wire.
+
+        `src` is the port the messages came from originally (default: this port);
+        it decides whether the port may drop them when its queue is full.
+        """
         ...
 
 

@@ -69,11 +69,14 @@ class _Context:
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
         return self._hub.loop.call_later(delay_s, self._hub._guard, callback)
 
+    def time(self) -> float:
+        return self._hub.loop.time()
+
     def send_in(self, msgs: list[Message]) -> None:
         self._hub._enqueue(self._hub._in_from, self.port, self.pos + 1, msgs)
 
-    def send_out(self, msgs: list[Message]) -> None:
-        self._hub._enqueue(self._hub._out_below, self.port, self.pos, msgs)
+    def send_out(self, msgs: list[Message], src: int | None = None) -> None:
+        self._hub._enqueue(self._hub._out_below, self.port, self.pos, msgs, src)
 
 
 class Hub:
@@ -256,8 +259,12 @@ class Hub:
                 return
         self._route(src, msgs)
 
-    def _out_below(self, port: int, pos: int, msgs: list[Message]) -> None:
-        """Run the OUT methods of port's slots below `pos` (no source check) and write."""
+    def _out_below(self, port: int, pos: int, msgs: list[Message], src: int | None = None) -> None:
+        """Run the OUT methods of port's slots below `pos` (no source check) and write.
+
+        `src` is the source port handed to the filters and the driver (default: `port`)."""
+        if src is None:
+            src = port
         sl = self.slots[port]
         for k in range(pos - 1, -1, -1):
             slot = sl[k]
@@ -266,13 +273,13 @@ class Hub:
             out: list[Message] = []
             f = slot.filter
             for m in msgs:
-                f.on_out(m, port, out)
+                f.on_out(m, src, out)
             msgs = out
             if not msgs:
                 return
         dst = self.ports[port]
         for m in msgs:
-            dst.write(m, port)
+            dst.write(m, src)
 
     def _route(self, src: int, msgs: list[Message]) -> None:
         if len(msgs) == 1:

@@ -58,7 +58,10 @@ class FakeContext:
     def send_in(self, msgs: list[Message]) -> None:
         self.sent_in.extend(msgs)
 
-    def send_out(self, msgs: list[Message]) -> None:
+    def time(self) -> float:
+        return self.now
+
+    def send_out(self, msgs: list[Message], src: int | None = None) -> None:
         self.sent_out.extend(msgs)
 
     def advance(self, seconds: float) -> None:
