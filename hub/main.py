@@ -171,6 +171,28 @@ async def _report_status(hub: Hub, interval_s: float) -> None:
         log.info("%s", status_line(hub))
 
 
+#: At shutdown, how long the tasks still running may take to finish their cleanup.
+SHUTDOWN_GRACE_S = 2.0
+
+
+async def _finish_tasks(timeout_s: float) -> None:
+    """Cancel the tasks still running and let them finish, for at most `timeout_s`.
+
+    What asyncio.run does, bounded. A task its port already cancelled in close()
+    is not cancelled again, so its cleanup may still await the network (an MQTT
+    port publishes "offline" and disconnects cleanly).
+    """
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    for t in tasks:
+        if not t.cancelling():
+            t.cancel()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for t in pending:
+            log.debug("still running at exit: %r", t)
+
+
 async def _serve(config: Config) -> None:
     hub = config.hub
     loop = asyncio.get_running_loop()
@@ -196,6 +218,7 @@ async def _serve(config: Config) -> None:
         if status is not None:
             status.cancel()
         hub.close()
+        await _finish_tasks(SHUTDOWN_GRACE_S)
         for p in hub.ports:
             if p.lost:
                 log.warning("Write lost %s: %d bytes, total %d", p.name, p.lost, p.lost_total)
