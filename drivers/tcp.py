@@ -23,11 +23,37 @@ Differences from hub4com, on purpose (spec 6.4 item 9, section 7.4):
   reconnect after an established connection ends uses the configured delay.
 * A client that half-closed (its counter fell to 0) and is asked to connect
   again before the peer has closed connects again once the peer closes.
+
+Security (hub4com had none; the mechanisms live in `drivers._netsec`):
+
+* TLS (``--tls-cert``, ``--tls-key``, ``--tls-ca``, ``--tls-verify``,
+  ``--tls-server-name``, ``--tls-timeout``) for clients and listeners, TLS 1.2
+  at least. A listener with ``--tls-ca`` requires client certificates; a
+  client checks the server's certificate and host name unless
+  ``--tls-verify=none``. A listener runs TLS handshakes before a port takes
+  the connection, so a slow or failing handshake never holds a port; a
+  connection that completed its handshake waits (not read) for an idle port.
+* Listeners check each accepted connection against ``--allow``/``--deny`` and
+  ``--max-rate`` first; a refused one is reset at once (SO_LINGER 0), nothing
+  it sent is read, and refusals are logged once per address per 10 s.
+  ``--max-connections`` bounds the connections held per listening address
+  (sessions plus handshakes); beyond it the listener stops accepting and the
+  kernel's backlog holds further connections, as while no port is idle.
+* A listener on all interfaces (no ``--interface``) with neither an allow
+  list nor client certificates logs a warning at start-up.
+* ``--read-only`` ports (observers) discard what the peer sends: no data and
+  so no telnet or RFC 2217 request (DTR, RTS, BREAK, baud, line control)
+  reaches the hub. CONNECT and its end are still reported, so a telnet filter
+  starts and ends its session, and the port's own XOFF/XON (its write queue)
+  still works.
+* Data that arrives while reading is paused is held up to a bound; a peer
+  that goes past it (a transport that does not pause) is disconnected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import errno
 import ipaddress
@@ -35,13 +61,18 @@ import logging
 import os
 import re
 import socket
+import ssl
 import struct
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from hub.errors import PortError, UsageError
 from hub.messages import Connect, Message
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
+
+from . import _netsec
+from ._netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
 
 __all__ = [
     "USAGE",
@@ -84,6 +115,17 @@ Options:
                       attempts the delay is at least 0.1 s, doubling up to 2 s.
   --write-limit=<s>   Size of the write queue in bytes; 0 discards everything
                       written to the port. Default: {DEFAULT_WRITE_LIMIT}.
+  --read-only         The following ports only send: what their peer sends is
+                      discarded, so neither data nor telnet/RFC 2217 control
+                      requests (DTR, RTS, BREAK, baud) from it reach the hub.
+                      Connects and disconnects are still reported. For
+                      observer ports.
+  --read-write        Undo --read-only for the following ports (the default).
+{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}
+A listener without --interface listens on every interface, as hub4com does,
+and warns at start-up unless --allow or TLS with --tls-ca restricts who gets
+in; --interface=127.0.0.1 keeps it local (an explicit --interface=0.0.0.0
+says every interface is meant).
 """
 
 #: Connections accepted or refused per readiness callback (keeps the loop fair).
@@ -101,6 +143,9 @@ _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.E
 _NO_IPV6_ERRNOS = frozenset({errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT})
 #: SO_LINGER on, 0 s: close() sends RST (refusing a connection).
 _LINGER_RESET = struct.pack("ii", 1, 0)
+#: Data a connection may deliver while its reading is paused (a transport pauses
+#: after at most a read or two); past it the connection is dropped.
+_HELD_MAX_BYTES = 1024 * 1024
 
 _NUMBER_RE = re.compile(r"[0-9]+\Z")
 _PRIORITY_RE = re.compile(r"[+-]?[0-9]+\Z")
@@ -150,8 +195,21 @@ def _format_sockaddr(addr: Any) -> str:
     return str(addr)
 
 
+def _tls_note(transport: asyncio.BaseTransport) -> str:
+    """ " (TLSv1.3, peer CN)" for a TLS transport, "" for plain TCP."""
+    sslobj = transport.get_extra_info("ssl_object")
+    if sslobj is None:
+        return ""
+    version = sslobj.version() or "TLS"
+    cert = transport.get_extra_info("peercert") or {}
+    names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+    return f" ({version}, peer {names[0]})" if names else f" ({version})"
+
+
 def _reason(exc: BaseException) -> str:
-    """Plain words for a socket error ("Connection refused", "Name or service not known")."""
+    """Plain words for a socket or TLS error ("Connection refused", "certificate verify failed: ...")."""
+    if isinstance(exc, ssl.SSLError):
+        return _netsec.tls_reason(exc)
     if isinstance(exc, OSError):
         if isinstance(exc, socket.gaierror) and exc.strerror:
             return exc.strerror
@@ -306,11 +364,23 @@ def _refuse(conn: socket.socket) -> None:
 class _Listener:
     """One listening socket shared by every listener port on one (interface, port).
 
-    Watches the socket only while some port is idle; then accepts one connection
-    per idle port, best port first. `!` ports refuse while their counter is 0.
+    Watches the socket only while some port is idle and the connection limit
+    has room; then accepts one connection per idle port, best port first.
+    Every accepted connection passes the gate (--allow/--deny, --max-rate)
+    first. Without TLS it goes straight to the best idle port; with TLS it is
+    handshaken here first and handed to the best idle port once established
+    (it waits, not read, while no port is idle). `!` ports refuse while their
+    counter is 0.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, interface: str | None, port: int):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        interface: str | None,
+        port: int,
+        policy: ListenerPolicy | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
         self.loop = loop
         self.interface = interface
         self.port = port
@@ -321,10 +391,21 @@ class _Listener:
         self._retry: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self.policy = policy or ListenerPolicy()
+        self.ssl_context = ssl_context
+        self.gate = Gate(self.policy, ports=0)
+        self.gate.limit.on_release = self._watch
+        #: TLS connections in their handshake, and established ones waiting for a port.
+        self._handshakes: dict[_TcpProtocol, asyncio.Task[None]] = {}
+        self._ready: deque[_TcpProtocol] = deque()
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         where = self.address or f"{self.interface or '*'} port {self.port}"
-        return f"<_Listener {where} ports={len(self.ports)} idle={len(self._idle)}>"
+        return (
+            f"<_Listener {where} ports={len(self.ports)} idle={len(self._idle)} "
+            f"handshakes={len(self._handshakes)} waiting={len(self._ready)} {self.gate.limit!r}>"
+        )
 
     @property
     def address(self) -> str | None:
@@ -332,6 +413,10 @@ class _Listener:
         if self.sock is None:
             return None
         return _format_sockaddr(self.sock.getsockname())
+
+    @property
+    def label(self) -> str:
+        return f"Listener {self.address or format_hostport(self.interface or '*', self.port)}"
 
     # ---- opening ----------------------------------------------------------
 
@@ -399,19 +484,24 @@ class _Listener:
             self._task = self.loop.create_task(self._open_by_name())
 
     def _listening(self) -> None:
-        log.info("Listening on %s", self.address)
+        tls = ""
+        if self.ssl_context is not None:
+            tls = " (TLS, client certificates required)" if self.policy.authenticates else " (TLS)"
+        log.info("Listening on %s%s", self.address, tls)
         self._watch()
 
     # ---- ports ------------------------------------------------------------
 
     def attach(self, port: TcpPort) -> None:
         self.ports.append(port)
+        self.gate.ports = len(self.ports)
         self.make_idle(port)
 
     def detach(self, port: TcpPort) -> bool:
         """Forget `port`; close the socket after the last one. Returns True if closed."""
         if port in self.ports:
             self.ports.remove(port)
+            self.gate.ports = len(self.ports)
         if port in self._idle:
             self._idle.remove(port)
         if self.ports:
@@ -422,9 +512,10 @@ class _Listener:
         return True
 
     def make_idle(self, port: TcpPort) -> None:
-        """`port` can take a connection: offer it the backlog."""
+        """`port` can take a connection: give it a waiting TLS one, or offer it the backlog."""
         if port not in self._idle:
             self._idle.append(port)
+        self._dispatch()
         self._watch()
 
     def _next_port(self) -> TcpPort | None:
@@ -436,7 +527,14 @@ class _Listener:
     # ---- accepting --------------------------------------------------------
 
     def _watch(self) -> None:
-        if self.sock is not None and not self._watching and self._idle and self._retry is None:
+        if (
+            self.sock is not None
+            and not self._watching
+            and self._idle
+            and self._retry is None
+            and not self._closed
+            and not self.gate.limit.full
+        ):
             self.loop.add_reader(self.sock, self._on_acceptable)
             self._watching = True
 
@@ -457,7 +555,7 @@ class _Listener:
         assert sock is not None
         for _ in range(_ACCEPT_BATCH):
             port = self._next_port()
-            if port is None:
+            if port is None or self.gate.limit.full:
                 self._unwatch()  # deferred: the connection stays in the backlog
                 return
             try:
@@ -466,32 +564,145 @@ class _Listener:
                 return
             except OSError as exc:
                 if exc.errno in _RESOURCE_ERRNOS:
-                    log.error("%s: cannot accept: %s; pausing", self.address, _reason(exc))
+                    log.error("%s: cannot accept: %s; pausing", self.label, _reason(exc))
                     self._unwatch()
                     self._retry = self.loop.call_later(_ACCEPT_PAUSE_S, self._resume_watching)
                     return
-                log.debug("%s: accept failed: %s", self.address, exc)
+                log.debug("%s: accept failed: %s", self.label, exc)
                 continue
             peer = _format_sockaddr(addr)
             if port.address.reject and port.connection_counter == 0:
-                _refuse(conn)
-                log.info("%s refused connection from %s (not connected)", port.name, peer)
+                self.gate.refused(Verdict.REFUSED)
+                self._refuse(conn, peer, Verdict.REFUSED, port)
+                continue
+            host = str(addr[0]) if isinstance(addr, tuple) else str(addr)
+            verdict, ticket = self.gate.admit(host, self.loop.time())
+            if ticket is None:
+                self._refuse(conn, peer, verdict, port)
+                continue
+            if self.ssl_context is None:
+                self._idle.remove(port)
+                port._take(conn, peer, ticket)
+            else:
+                self._handshake(conn, peer, ticket)
+
+    def _refuse(self, conn: socket.socket, peer: str, verdict: Verdict, port: TcpPort) -> None:
+        """Reset a refused connection and log it (once per address and interval)."""
+        _refuse(conn)
+        text = self.gate.refusal_text(verdict, peer, self.loop.time())
+        if text is None:
+            self._arm_flush()
+        elif verdict is Verdict.REFUSED:
+            log.info("%s %s", port.name, text)
+        else:
+            log.warning("%s: %s", self.label, text)
+
+    # ---- TLS handshakes -----------------------------------------------------
+
+    def _handshake(self, conn: socket.socket, peer: str, ticket: Ticket) -> None:
+        proto = _TcpProtocol(None, ticket, self)
+        proto.peer = peer
+        self._handshakes[proto] = self.loop.create_task(self._handshake_task(proto, conn))
+
+    async def _handshake_task(self, proto: _TcpProtocol, conn: socket.socket) -> None:
+        assert self.ssl_context is not None
+        timeout_s = self.policy.tls.timeout_s if self.policy.tls is not None else None
+        try:
+            conn.setblocking(False)
+            await self.loop.connect_accepted_socket(
+                lambda: proto,
+                sock=conn,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=timeout_s,
+                ssl_shutdown_timeout=timeout_s,
+            )
+        except OSError as exc:  # ssl.SSLError, a reset, the handshake timeout
+            conn.close()
+            proto.release()
+            if self._handshakes.pop(proto, None) is None or self._closed:
+                return
+            text = self.gate.handshake_failed(proto.peer, exc, self.loop.time())
+            if text is None:
+                self._arm_flush()
+            else:
+                log.warning("%s: %s", self.label, text)
+        except BaseException:  # cancelled by close(), or a bug: nothing may leak
+            conn.close()
+            proto.release()
+            self._handshakes.pop(proto, None)
+            raise
+        else:
+            self._handshakes.pop(proto, None)
+
+    def _tls_ready(self, proto: _TcpProtocol, transport: asyncio.Transport) -> None:
+        """A handshake completed (from connection_made): hand it to a port or let it wait."""
+        self._handshakes.pop(proto, None)
+        proto.transport = transport
+        if self._closed:
+            transport.abort()
+            return
+        transport.pause_reading()
+        self._ready.append(proto)
+        self._dispatch()
+
+    def _ready_lost(self, proto: _TcpProtocol) -> None:
+        """A TLS connection closed before a port took it."""
+        with contextlib.suppress(ValueError):
+            self._ready.remove(proto)
+
+    def _dispatch(self) -> None:
+        """Give established TLS connections to idle ports, in order of arrival."""
+        while self._ready and self._idle:
+            proto = self._ready.popleft()
+            port = self._next_port()
+            assert port is not None and proto.transport is not None
+            if port.address.reject and port.connection_counter == 0:
+                self.gate.refused(Verdict.REFUSED)
+                text = self.gate.refusal_text(Verdict.REFUSED, proto.peer, self.loop.time())
+                if text is not None:
+                    log.info("%s %s", port.name, text)
+                proto.transport.abort()
                 continue
             self._idle.remove(port)
-            port._take(conn, peer)
+            port._adopt(proto)
+
+    # ---- logging what the limiter left out -----------------------------------
+
+    def _arm_flush(self) -> None:
+        if self._flush_timer is None and not self._closed:
+            self._flush_timer = self.loop.call_later(self.gate.log.interval_s, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        for line in self.gate.flush(self.loop.time()):
+            log.warning("%s: %s", self.label, line)
+        if self.gate.log.pending:
+            self._arm_flush()
 
     def close(self) -> None:
-        """Stop listening. Never raises."""
+        """Stop listening; drop handshakes and waiting connections. Never raises."""
         self._closed = True
         self._unwatch()
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
+        for timer in (self._retry, self._flush_timer):
+            if timer is not None:
+                timer.cancel()
+        self._retry = self._flush_timer = None
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        handshakes, self._handshakes = self._handshakes, {}
+        for task in handshakes.values():
+            task.cancel()
+        ready, self._ready = self._ready, deque()
+        for proto in ready:
+            if proto.transport is not None:
+                proto.transport.abort()
         if self.sock is not None:
-            log.info("Stopped listening on %s", self.address)
+            gate = self.gate
+            if any(n for v, n in gate.counts.items() if v is not Verdict.ADMIT) or gate.handshake_failures:
+                log.info("Stopped listening on %s: %s", self.address, gate.summary())
+            else:
+                log.info("Stopped listening on %s", self.address)
             self.sock.close()
             self.sock = None
         self._idle.clear()
@@ -518,32 +729,66 @@ class State(enum.Enum):
 
 
 class _TcpProtocol(asyncio.Protocol):
-    """One connection's callbacks, forwarded to its port (stale ones are ignored there)."""
+    """One connection's callbacks, forwarded to its port (stale ones are ignored there).
 
-    __slots__ = ("port",)
+    A TLS connection accepted by a listener has no port until its handshake is
+    done and a port is idle: meanwhile it belongs to the listener and holds
+    (bounded) what arrives. `ticket` is its place under --max-connections,
+    released when the connection ends.
+    """
 
-    def __init__(self, port: TcpPort):
+    __slots__ = ("held", "held_bytes", "listener", "peer", "port", "ticket", "transport")
+
+    def __init__(self, port: TcpPort | None, ticket: Ticket | None = None, listener: _Listener | None = None):
         self.port = port
+        self.ticket = ticket
+        self.listener = listener
+        self.peer = ""
+        self.transport: asyncio.Transport | None = None
+        self.held: list[bytes] = []
+        self.held_bytes = 0
+
+    def release(self) -> None:
+        ticket, self.ticket = self.ticket, None
+        if ticket is not None:
+            ticket.release()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.port._connection_made(self, transport)  # type: ignore[arg-type]
+        if self.port is not None:
+            self.port._connection_made(self, transport)  # type: ignore[arg-type]
+        elif self.listener is not None:
+            self.listener._tls_ready(self, transport)  # type: ignore[arg-type]
+        else:
+            transport.abort()  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        self.port._data_received(self, data)
+        if self.port is not None:
+            self.port._data_received(self, data)
+            return
+        # Waiting for a port with reading paused; a transport may still hand over a chunk.
+        self.held.append(data)
+        self.held_bytes += len(data)
+        if self.held_bytes > _HELD_MAX_BYTES and self.transport is not None:
+            log.warning("%s kept sending while waiting for a port; disconnected", self.peer)
+            self.transport.abort()
 
     def eof_received(self) -> bool:
         # The peer shut down its side: the session is over (hub4com's FD_CLOSE).
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.port._connection_lost(self, exc)
+        self.release()
+        if self.port is not None:
+            self.port._connection_lost(self, exc)
+        elif self.listener is not None:
+            self.listener._ready_lost(self)
 
     def pause_writing(self) -> None:
-        if self.port._proto is self:
+        if self.port is not None and self.port._proto is self:
             self.port.set_write_paused(True)
 
     def resume_writing(self) -> None:
-        if self.port._proto is self:
+        if self.port is not None and self.port._proto is self:
             self.port.set_write_paused(False)
 
 
@@ -560,10 +805,26 @@ class TcpPort(Port):
         reconnect: Reconnect | int = Reconnect.DEFAULT,
         write_limit: int = DEFAULT_WRITE_LIMIT,
         listeners: dict[tuple[str | None, int], _Listener] | None = None,
+        read_only: bool = False,
+        tls: TlsSettings | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        policy: ListenerPolicy | None = None,
+        warnings: list[str] | None = None,
     ):
         super().__init__(hub, index, f"TCP({index})", write_limit)
         self.address = address
         self.interface = interface
+        #: --read-only: what the peer sends is discarded (counted in discarded_in).
+        self.read_only = read_only
+        self.discarded_in = 0
+        #: TLS settings and context (None: plain TCP).
+        self.tls = tls
+        self.ssl_context = ssl_context
+        #: A listener's security options (shared by the ports on its address).
+        self.policy = policy or ListenerPolicy()
+        #: Logged at start: a listener open to everybody, no TLS verification, a readable key.
+        #: A listener's own warnings are logged by the port that opens the socket.
+        self.warnings = warnings or []
         #: Seconds to wait before reconnecting, or None for never (clients only).
         self.reconnect_s: float | None
         if not address.is_client or reconnect is Reconnect.NO:
@@ -584,6 +845,7 @@ class TcpPort(Port):
         #: Data that arrived while reading was paused (uvloop starts reading after
         #: connection_made even if it paused); handed on when reading resumes.
         self._held: list[bytes] = []
+        self._held_bytes = 0
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._failures = 0
@@ -594,8 +856,9 @@ class TcpPort(Port):
 
     def __repr__(self) -> str:
         read = "paused" if self.xoff_count else "on"
+        extra = (" tls" if self.ssl_context is not None else "") + (" read-only" if self.read_only else "")
         return (
-            f"<TcpPort {self.name} {self.address} {self.state.value} read={read} "
+            f"<TcpPort {self.name} {self.address} {self.state.value}{extra} read={read} "
             f"queued={self.queued_bytes()}B>"
         )
 
@@ -625,6 +888,8 @@ class TcpPort(Port):
     def start(self) -> None:
         """Connect (permanent client) or join the shared listener. Raises PortError."""
         if self.address.is_client:
+            for text in self.warnings:
+                log.warning("Warning: %s", text)
             # A CONNECT written before start (a port started earlier came up) may
             # already have started a connect, as in hub4com.
             if self.state is State.IDLE and (self.address.permanent or self.connection_counter > 0):
@@ -633,9 +898,13 @@ class TcpPort(Port):
         key = (self.interface, self.address.port)
         listener = self._listeners.get(key)
         if listener is None:
-            listener = _Listener(self.hub.loop, self.interface, self.address.port)
+            listener = _Listener(
+                self.hub.loop, self.interface, self.address.port, self.policy, self.ssl_context
+            )
             listener.open(self.name)
             self._listeners[key] = listener
+            for text in self.warnings:
+                log.warning("Warning: %s", text)
         self._listener = listener
         listener.attach(self)
 
@@ -743,8 +1012,16 @@ class TcpPort(Port):
         host, port = self.address.host, self.address.port
         assert host is not None
         local = (self.interface, 0) if self.interface is not None else None
+        tls: dict[str, Any] = {}
+        if self.ssl_context is not None and self.tls is not None:
+            tls = {
+                "ssl": self.ssl_context,
+                "server_hostname": self.tls.server_name or host,
+                "ssl_handshake_timeout": self.tls.timeout_s,
+                "ssl_shutdown_timeout": self.tls.timeout_s,
+            }
         try:
-            await self.hub.loop.create_connection(lambda: proto, host, port, local_addr=local)
+            await self.hub.loop.create_connection(lambda: proto, host, port, local_addr=local, **tls)
         except OSError as exc:
             self._connect_failed(proto, _reason(exc))
         except Exception as exc:  # a bug or an odd resolver error: report, retry as a failure
@@ -775,14 +1052,31 @@ class TcpPort(Port):
         self.state = State.IDLE
         self._after_session(failed=True)
 
-    def _take(self, conn: socket.socket, peer: str) -> None:
-        """The listener accepted `conn` for this (idle) port."""
+    def _take(self, conn: socket.socket, peer: str, ticket: Ticket | None = None) -> None:
+        """The listener accepted `conn` (plain TCP) for this (idle) port."""
         self.state = State.CONNECTING
         self._half_close_when_up = False
-        proto = _TcpProtocol(self)
+        proto = _TcpProtocol(self, ticket)
+        proto.peer = peer
         self._proto = proto
         self.peer = peer
         self._task = self.hub.loop.create_task(self._accept_task(proto, conn, peer))
+
+    def _adopt(self, proto: _TcpProtocol) -> None:
+        """The listener hands over an established TLS connection (reading paused)."""
+        transport = proto.transport
+        assert transport is not None
+        self.state = State.CONNECTING
+        self._half_close_when_up = False
+        proto.port = self
+        self._proto = proto
+        self.peer = proto.peer
+        held, proto.held, proto.held_bytes = proto.held, [], 0
+        self._connection_made(proto, transport)
+        for chunk in held:
+            self._data_received(proto, chunk)
+        if self._transport is transport and not self.xoff_count and not transport.is_closing():
+            transport.resume_reading()
 
     async def _accept_task(self, proto: _TcpProtocol, conn: socket.socket, peer: str) -> None:
         try:
@@ -790,6 +1084,7 @@ class TcpPort(Port):
             await self.hub.loop.connect_accepted_socket(lambda: proto, sock=conn)
         except OSError as exc:
             conn.close()
+            proto.release()
             log.warning("%s: connection from %s failed: %s", self.name, peer, _reason(exc))
             if proto is self._proto and self.state is State.CONNECTING:
                 self._proto = None
@@ -816,14 +1111,17 @@ class TcpPort(Port):
         transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
         if self.xoff_count:
             transport.pause_reading()
-        self.peer = _format_sockaddr(transport.get_extra_info("peername"))
+        peername = transport.get_extra_info("peername")
+        if peername:  # else (reset already) keep what accept() said
+            self.peer = _format_sockaddr(peername)
         local = _format_sockaddr(transport.get_extra_info("sockname"))
+        tls = _tls_note(transport)
         if self.address.is_client:
-            log.info("%s connected to %s from %s", self.name, self.peer, local)
+            log.info("%s connected to %s from %s%s", self.name, self.peer, local, tls)
             if self._failures > 1:
                 log.info("%s: connected after %d failed attempts", self.name, self._failures)
         else:
-            log.info("%s accepted connection from %s on %s", self.name, self.peer, local)
+            log.info("%s accepted connection from %s on %s%s", self.name, self.peer, local, tls)
         self._failures = 0
         pending, self._pending = self._pending, []
         self._pending_bytes = 0
@@ -839,20 +1137,40 @@ class TcpPort(Port):
     def _data_received(self, proto: _TcpProtocol, data: bytes) -> None:
         if proto is not self._proto:
             return
+        if self.read_only:
+            if not self.discarded_in:
+                log.info("%s is read-only: discarding what %s sends", self.name, self.peer)
+            self.discarded_in += len(data)
+            return
         if self.xoff_count:
             self._held.append(data)
+            self._held_bytes += len(data)
             if self._transport is not None:
-                self._transport.pause_reading()
+                if self._held_bytes > _HELD_MAX_BYTES:
+                    log.error(
+                        "%s: %s kept sending while reading was paused (%d bytes held); disconnecting",
+                        self.name,
+                        self.peer,
+                        self._held_bytes,
+                    )
+                    self._transport.abort()
+                else:
+                    self._transport.pause_reading()
             return
         self.emit_data(data)
 
     def _release_held(self) -> None:
         held, self._held = self._held, []
+        self._held_bytes = 0
         for chunk in held:
             self.emit_data(chunk)
 
     def _half_close(self) -> None:
-        """Shut down our sending side; the session ends when the peer closes."""
+        """Shut down our sending side; the session ends when the peer closes.
+
+        TLS has no half-close: the transport closes (close_notify; the peer has
+        --tls-timeout to answer).
+        """
         transport = self._transport
         assert transport is not None
         self.state = State.HALF_CLOSED
@@ -937,7 +1255,7 @@ class TcpPort(Port):
 
 
 class TcpDriver(Driver):
-    """Creates TcpPorts; keeps the sticky options and the shared listeners."""
+    """Creates TcpPorts; keeps the sticky options, the shared listeners and TLS contexts."""
 
     NAME = "tcp"
     DESCRIPTION = "TCP port driver"
@@ -946,11 +1264,23 @@ class TcpDriver(Driver):
         "--interface": None,
         "--reconnect": Reconnect.DEFAULT,
         "--write-limit": DEFAULT_WRITE_LIMIT,
+        "--read-only": False,
+        **_netsec.DEFAULTS,
     }
 
     def __init__(self, hub: HubLink):
         super().__init__(hub)
         self._listeners: dict[tuple[str | None, int], _Listener] = {}
+        self._contexts = TlsContexts()
+        #: Listener address -> (policy, path of the first port there), to catch conflicts.
+        self._policies: dict[tuple[str | None, int], tuple[ListenerPolicy, str]] = {}
+
+    def config_arg(self, arg: str) -> bool:
+        if not super().config_arg(arg):
+            return False
+        if self.options.pop("--read-write", False):
+            self.options["--read-only"] = False
+        return True
 
     def convert_option(self, name: str, value: Any) -> Any:
         if name == "--interface":
@@ -959,17 +1289,58 @@ class TcpDriver(Driver):
             return parse_reconnect(value)
         if name == "--write-limit":
             return parse_write_limit(value)
+        conv = _netsec.CONVERTERS.get(name)
+        if conv is not None:
+            return conv(value)
         return value
 
     def create_port(self, index: int, path: str, options: dict[str, Any]) -> TcpPort:
-        """Create the port for `path`. Raises UsageError for a bad address."""
+        """Create the port for `path`.
+
+        Raises UsageError for a bad address, TLS files that do not load, TLS
+        options that cannot work together, or listener ports on one address
+        with different security options.
+        """
         address = parse_address(path)
+        interface = options.get("--interface", self.DEFAULTS["--interface"])
+        tls = TlsSettings.from_options(options)
+        if tls is None:
+            _netsec.check_disabled(options, path)
+            context = None
+        else:
+            context = self._contexts.get(tls, server_side=not address.is_client)
+        policy = None
+        warnings = []
+        if tls is not None:
+            key_warning = self._contexts.key_warning(tls)
+            if key_warning is not None:
+                warnings.append(key_warning)
+        if not address.is_client:
+            policy = ListenerPolicy.from_options(options)
+            key = (interface, address.port)
+            first = self._policies.setdefault(key, (policy, path))
+            if first[0] != policy:
+                raise UsageError(
+                    path,
+                    f"Listener ports on one address need the same TLS, --allow, --deny, --max-rate and "
+                    f"--max-connections options as '{first[1]}'",
+                )
+            exposure = _netsec.exposure_warning(f"TCP({index})", address.port, interface, policy)
+            if exposure is not None:
+                warnings.append(exposure)
+        elif tls is not None and tls.verify is _netsec.Verify.NONE:
+            warnings.append(f"TCP({index}) does not verify the TLS server {address} (--tls-verify=none)")
         return TcpPort(
             self.hub,
             index,
             address,
-            interface=options.get("--interface", self.DEFAULTS["--interface"]),
+            interface=interface,
             reconnect=options.get("--reconnect", self.DEFAULTS["--reconnect"]),
             write_limit=options.get("--write-limit", self.DEFAULTS["--write-limit"]),
             listeners=self._listeners,
+            read_only=bool(options.get("--read-only")),
+            tls=tls,
+            ssl_context=context,
+            policy=policy,
+            warnings=warnings,
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from drivers import _netsec
 from drivers.tcp import (
     Reconnect,
     State,
@@ -308,7 +309,15 @@ def test_other_arguments_are_not_ours() -> None:
 
 
 def test_usage_declares_the_options() -> None:
-    assert option_names(TcpDriver.USAGE) == {"--interface", "--reconnect", "--write-limit"}
+    security = set(_netsec.DEFAULTS)
+    assert option_names(TcpDriver.USAGE) == {
+        "--interface",
+        "--reconnect",
+        "--write-limit",
+        "--read-only",
+        "--read-write",
+        *security,
+    }
 
 
 @pytest.mark.parametrize(
