@@ -394,6 +394,20 @@ def _open_error_text(exc: BaseException) -> str:
     return f"cannot set up the device: {exc}"
 
 
+def _not_taken(fields: dict[str, Any], actual: LineControl) -> LineControl:
+    """The fields of `actual` that pyserial settings `fields` asked for and did not get."""
+    asked = LineControl(
+        fields.get("bytesize"),
+        _PARITY_FROM_PYSERIAL.get(fields["parity"]) if "parity" in fields else None,
+        _STOP_FROM_PYSERIAL.get(fields["stopbits"]) if "stopbits" in fields else None,
+    )
+    return LineControl(
+        actual.data_bits if asked.data_bits not in (None, actual.data_bits) else None,
+        actual.parity if asked.parity not in (None, actual.parity) else None,
+        actual.stop_bits if asked.stop_bits not in (None, actual.stop_bits) else None,
+    )
+
+
 class _HubSerial(serial.Serial):  # type: ignore[misc]
     """pyserial's Serial with what the hub needs on top.
 
@@ -955,15 +969,19 @@ class SerialPort(Port):
             self._change_settings(fields, f"line control {lc}")
 
     def _change_settings(self, fields: dict[str, Any], what: str) -> None:
-        """Apply settings; read back what the device took; report changes."""
+        """Apply settings; read back what the device took; report changes.
+
+        A requested setting the device did not take is reported too, with the
+        value the device uses, even if that did not change: whoever asked (an
+        RFC 2217 server answering its client) gets an answer either way.
+        """
         try:
             self._ser.update(**fields)
         except _DEVICE_ERRORS as exc:
             if self._state is _State.OPEN and _errno_of(exc) in (errno.EIO, errno.ENXIO, errno.ENODEV):
                 self._device_lost(exc)
-            else:
-                log.warning("%s: cannot set %s: %s", self.name, what, exc)
-            return
+                return
+            log.warning("%s: cannot set %s: %s", self.name, what, exc)
         old = self._actual
         if self._state is not _State.OPEN or old is None:
             return  # stored; applied at the next open
@@ -975,12 +993,13 @@ class SerialPort(Port):
         self._actual = new
         self._warn_not_taken(new)
         out: list[Message] = []
-        if new.baud != old.baud and new.baud:
+        asked_baud = fields.get("baudrate")
+        if new.baud and (new.baud != old.baud or (asked_baud is not None and asked_baud != new.baud)):
             if self.wanted & In.LBR:
                 out.append(LocalBaudStatus(new.baud))
             if self.wanted & In.RBR:
                 out.append(RemoteBaudStatus(new.baud))
-        changed = old.lc.changed_fields(new.lc)
+        changed = old.lc.changed_fields(new.lc).merged(_not_taken(fields, new.lc))
         if not changed.empty:
             if self.wanted & In.LLC:
                 out.append(LocalLcStatus(changed))

@@ -184,6 +184,11 @@ class RateLimitFilter(Filter):
         self.queued = 0
         #: Pending while the line is busy with what was sent last.
         self._timer: Timer | None = None
+        #: Hub time at which the line has sent everything released so far. Each
+        #: release is scheduled from it, not from when the timer fired: a timer
+        #: that fires early (uvloop rounds delays to whole milliseconds) then
+        #: makes the next wait longer instead of speeding the pace up.
+        self._line_free_at = 0.0
         #: True after we sent XOFF and before XON.
         self.paused = False
         #: XOFFs minus XONs the port reported: nothing is released while above 0.
@@ -291,7 +296,10 @@ class RateLimitFilter(Filter):
                 )
 
     def _busy(self, seconds: float) -> None:
-        self._timer = self.ctx.call_later(seconds, self._release)
+        """The line needs `seconds` for what was just released; release more after that."""
+        now = self.ctx.time()
+        self._line_free_at = max(now, self._line_free_at) + seconds
+        self._timer = self.ctx.call_later(self._line_free_at - now, self._release)
 
     def _release(self) -> None:
         """The line is free: send the next slice and the messages behind it."""

@@ -35,6 +35,9 @@ log = logging.getLogger("hub.port")
 #: relaying network and pty streams needs room for a few large reads.
 DEFAULT_WRITE_LIMIT = 256 * 1024
 
+#: Even along a flow-control route, a queue never grows past this many times its limit.
+HARD_LIMIT_FACTOR = 4
+
 
 class HubLink(Protocol):
     """What a port needs from the hub."""
@@ -128,7 +131,12 @@ class Port:
         if not data:
             return
         limit = self.write_limit
-        if limit == 0 or (self.queued_bytes() > limit and src not in self.fc_sources):
+        queued = self.queued_bytes()
+        # A source this port can throttle is trusted to stop soon after XOFF; the
+        # hard cap bounds memory where the XOFF cannot reach the real source.
+        if limit == 0 or (
+            queued > limit and (src not in self.fc_sources or queued > HARD_LIMIT_FACTOR * limit)
+        ):
             self.lose(len(data))
             return
         lost = self.lost_total

@@ -162,6 +162,25 @@ def test_9600_8n1_is_960_bytes_per_second() -> None:
     assert_never_faster(ctx, 960, 10)
 
 
+class EarlyClock(Clock):
+    """Timers fire up to 1 ms early: uvloop rounds call_later delays to whole milliseconds."""
+
+    def call_later(self, delay_s, callback):  # type: ignore[no-untyped-def]
+        return super().call_later(int(delay_s * 1000) / 1000, callback)
+
+
+def test_early_timers_do_not_speed_up_the_pace() -> None:
+    ctx = EarlyClock()
+    f = make_filter(RateLimitFilter, [], ctx=ctx)
+    assert isinstance(f, RateLimitFilter)
+    write(f, ctx, [LineData(bytes(1920))])  # 10.4 ms slices, fired after 10 ms
+    ctx.advance(3)
+    assert sum(n for _, n in data_sent(ctx)) == 1920
+    # Each send may be a millisecond early (about one byte), but that never adds up.
+    assert_never_faster(ctx, 960, 11)
+    assert data_sent(ctx)[-1][0] >= (1920 - 10) / 960 - 0.001
+
+
 def test_many_small_writes_are_paced_too() -> None:
     f, ctx = limiter()
     for _ in range(480):

@@ -669,10 +669,19 @@ def test_set_baud_and_line_control(run, caplog: pytest.LogCaptureFixture) -> Non
             assert hub.msgs[-1] == LocalLcStatus(LineControl(None, None, StopBits.TWO))
             assert dev.attrs()[2] & termios.CSTOPB
 
-            # A pty keeps 8 data bits: a warning, and nothing changed to report.
+            # A pty keeps 8 data bits: a warning, and the value the device kept is
+            # reported although it did not change (an RFC 2217 server answers with it).
             n = len(hub.msgs)
             with caplog.at_level(logging.WARNING, LOG):
-                port.write(SetLineControl(LineControl(data_bits=7)), 1)
+                port.write(SetLineControl(LineControl(data_bits=7, stop_bits=StopBits.TWO)), 1)
+            assert hub.msgs[n:] == [LocalLcStatus(LineControl(data_bits=8))]
+            n = len(hub.msgs)
+            with caplog.at_level(logging.WARNING, LOG):
+                port.write(SetLineControl(LineControl(parity=Parity.EVEN)), 1)
+            assert hub.msgs[n:] == [LocalLcStatus(LineControl(parity=Parity.NONE))]
+            # Values refused before reaching the device give a warning only.
+            n = len(hub.msgs)
+            with caplog.at_level(logging.WARNING, LOG):
                 port.write(SetBaud(0), 1)
                 port.write(SetLineControl(LineControl(data_bits=9)), 1)
             assert len(hub.msgs) == n

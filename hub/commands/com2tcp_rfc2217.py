@@ -1,0 +1,231 @@
+"""Serve a serial port over RFC 2217, or attach a remote RFC 2217 port as a local one.
+
+Usage:
+  com2tcp-rfc2217 [options] <com_port> <listen_port>
+  com2tcp-rfc2217 [options] <com_port> <host> <port>
+  com2tcp-rfc2217 [options] --pty=<link> <host> <port>
+  com2tcp-rfc2217 (-h | --help)
+
+Server mode (the default with a listen port): the hub is an RFC 2217 access
+server in front of the serial port <com_port>; clients connecting to
+<listen_port> set its baud rate, data format, DTR, RTS and break, and are told
+its modem lines and line errors.
+
+Client mode (the default with <host> <port>): the hub connects to an RFC 2217
+server and plays the serial application. With --pty (Linux) the hub makes a
+virtual serial port at <link> for local applications: the baud rate and stop
+bits an application sets there are sent to the server, and opening and closing
+the port raises and drops DTR and RTS on the remote port. (On Windows the same
+job needs a com0com pair, and <com_port> is its hub side.)
+
+Options:
+  --rfc2217-mode=<m>        c[lient] or s[erver]: which side of RFC 2217 the hub
+                            plays. Default: client with <host> <port>, server with
+                            a listen port.
+  --connect=<state>         [!]cts, dsr, dcd, ring or break: keep the TCP side
+                            connected only while this signal of the serial side
+                            is on (! inverts). Default: always connected.
+  --delay-disconnect=<t>    With --connect: disconnect only when the signal stays
+                            off for <t> ms.
+  --keep-active=<s>         Send a telnet NOP every <s> seconds.
+  --share-com-port          Open the serial port only while a TCP connection
+                            needs it (hub4com's --share-mode=on).
+  --interface=<if>          The local address to listen on or connect from.
+  --reconnect=<t>           Reconnect <t> ms after the connection was lost or
+                            refused (d[efault] or n[o] also, as in hub4com).
+  --pty=<link>              Client mode on Linux: make a virtual serial port at
+                            <link> (a symlink to a new pty) instead of using a
+                            serial port.
+  --trace                   Trace the messages at each layer (on standard error).
+  --print-args              Print the equivalent hub4com command line and exit.
+  -h, --help                Show this help.
+
+The options take their value after = or as the next argument (--connect dsr).
+
+Examples:
+  com2tcp-rfc2217 /dev/ttyUSB0 7000
+    - serve /dev/ttyUSB0 to RFC 2217 clients on TCP port 7000.
+  com2tcp-rfc2217 --pty /tmp/vcom0 server.example 7000
+    - applications open /tmp/vcom0 to use the remote port server.example:7000.
+  com2tcp-rfc2217 --print-args /dev/ttyUSB0 7000
+    - show what it runs, for a hub4com --load file or a script.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from docopt import docopt
+
+from ._common import CommandError, HubCommand, client_address, listen_address, option_order, run_command
+
+__all__ = ["PROG", "Settings", "build", "hub_args", "main", "parse"]
+
+PROG = "com2tcp-rfc2217"
+
+#: Filter arguments of each chain piece (hub4com spec 5.2), by (piece, server mode).
+_TELNET = {True: "--comport=server --suppress-echo=yes", False: "--comport=client"}
+_COM_PINMAP = {True: "--rts=cts --dtr=dsr --break=break", False: "--rts=cts --dtr=dsr"}
+_COM_LC = {True: "--br=remote --lc=remote", False: "--br=local --lc=local"}
+_TCP_PINMAP = {True: "--cts=cts --dsr=dsr --dcd=dcd --ring=ring", False: "--rts=cts --dtr=dsr --break=break"}
+_TCP_LC = {True: "--br=local --lc=local", False: "--br=remote --lc=remote"}
+#: With --pty the application's open state (DSR/CTS from the pty) drives DTR/RTS;
+#: a pty reports no break, so the break wire is left out.
+_TCP_PINMAP_PTY = "--rts=cts --dtr=dsr"
+
+#: Options passed on to hub4com in the order the user gave them (spec 5.2).
+_ORDERED = ("--share-com-port", "--interface", "--reconnect")
+
+USAGE = __doc__ or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The parsed command line."""
+
+    server: bool
+    com_port: str | None
+    pty: str | None
+    address: str  #: "<listen port>" or "<host>:<port>"
+    connect: str | None = None
+    delay_disconnect: str | None = None
+    keep_active: str | None = None
+    trace: bool = False
+    #: hub4com driver options (--share-mode=on, --interface=, --reconnect=), in the user's order.
+    driver_options: tuple[str, ...] = ()
+    print_args: bool = False
+
+
+def _mode(value: str | None, has_host: bool, pty: bool) -> bool:
+    """True for server mode. Raises CommandError for a bad value."""
+    if value is None:
+        return not has_host
+    v = value.strip().lower()
+    if v and "client".startswith(v):
+        return False
+    if v and "server".startswith(v):
+        if pty:
+            raise CommandError("--pty works in client mode only (--rfc2217-mode=c)")
+        return True
+    raise CommandError(f"invalid --rfc2217-mode value {value!r} (expected c[lient] or s[erver])")
+
+
+def parse(argv: list[str]) -> Settings | None:
+    """Parse the command line; None means help was asked for.
+
+    Raises DocoptExit when the arguments match no usage line, CommandError for a bad value.
+    """
+    opts = docopt(USAGE, argv, default_help=False)
+    if opts["--help"]:
+        return None
+    pty = opts["--pty"]
+    if pty == "":
+        raise CommandError("--pty needs a link path")
+    has_host = opts["<host>"] is not None
+    server = _mode(opts["--rfc2217-mode"], has_host, pty is not None)
+    if has_host:
+        address = client_address(opts["<host>"], opts["<port>"])
+    else:
+        address = listen_address(opts["<listen_port>"])
+    if opts["--share-com-port"] and pty is not None:
+        raise CommandError("--share-com-port applies to a serial port, not to --pty")
+    if opts["--delay-disconnect"] is not None and opts["--connect"] is None:
+        raise CommandError("--delay-disconnect only works together with --connect")
+    driver_options = []
+    for name in option_order(argv, USAGE):
+        if name == "--share-com-port" and opts[name]:
+            driver_options.append("--share-mode=on")
+        elif name in _ORDERED and opts[name] is not None:
+            driver_options.append(f"{name}={opts[name]}")
+    return Settings(
+        server=server,
+        com_port=opts["<com_port>"],
+        pty=pty,
+        address=address,
+        connect=opts["--connect"],
+        delay_disconnect=opts["--delay-disconnect"],
+        keep_active=opts["--keep-active"],
+        trace=bool(opts["--trace"]),
+        driver_options=tuple(driver_options),
+        print_args=bool(opts["--print-args"]),
+    )
+
+
+def hub_args(s: Settings) -> list[str]:
+    """The hub4com arguments for `s`: com2tcp-rfc2217.bat's filter chains (spec 5.2).
+
+    With --pty, port 0 is a pty where Windows needs a com0com pair, and the
+    baud rate and line control keep com0com's directions: the pty reports the
+    application's termios changes as the *remote* settings (RBR/RLC), as com0com
+    reports its partner's through escparse, so linectl on the TCP port stays
+    --br=remote --lc=remote (they become SET-BAUDRATE, SET-STOPSIZE); the
+    server's answers (LBR/LLC from the telnet client) are set on the pty by
+    linectl --br=local --lc=local, like com0com's emulated baud rate. The chain
+    keeps only what a pty can carry: no pinmap on the pty (it has no modem lines
+    to drive), and no break wire on the TCP side (a pty reports no break); the
+    pty's CTS/DSR, on while an application has it open, still drive RTS/DTR.
+    """
+    server = s.server
+    args = list(s.driver_options)
+    trace = s.trace
+
+    def traced(group: str, name: str) -> None:
+        if trace:
+            args.append(f"--create-filter=trace,{group},{name}")
+
+    traced("com", "COM")
+    args.append("--create-filter=escparse,com,parse")
+    traced("com", "ExM")
+    if server:
+        args.append("--create-filter=purge,com,purge")
+    if s.connect is not None:
+        connect = f" --connect={s.connect}"
+        if s.delay_disconnect is not None:
+            connect += f" --delay-disconnect={s.delay_disconnect}"
+        args.append(f"--create-filter=pin2con,com,connect:{connect}")
+    if s.pty is None:
+        args.append(f"--create-filter=pinmap,com,pinmap:{_COM_PINMAP[server]}")
+    args.append(f"--create-filter=linectl,com,lc:{_COM_LC[server]}")
+    traced("com", "CxT")
+    args.append("--add-filters=0:com")
+    traced("tcp", "TCP")
+    telnet = _TELNET[server]
+    if s.keep_active is not None:
+        telnet += f" --keep-active={s.keep_active}"
+    args.append(f"--create-filter=telnet,tcp,telnet:{telnet}")
+    traced("tcp", "TxM")
+    if server:
+        args.append("--create-filter=lsrmap,tcp,lsrmap")
+    tcp_pinmap = _TCP_PINMAP_PTY if s.pty is not None else _TCP_PINMAP[server]
+    args.append(f"--create-filter=pinmap,tcp,pinmap:{tcp_pinmap}")
+    args.append(f"--create-filter=linectl,tcp,lc:{_TCP_LC[server]}")
+    args.append("--add-filters=1:tcp")
+    if s.pty is not None:
+        args += ["--use-driver=pty", s.pty]
+    else:
+        assert s.com_port is not None
+        args += ["--octs=off", s.com_port]
+    permanent = "" if s.connect is not None else "*"
+    args += ["--use-driver=tcp", f"{permanent}{s.address}"]
+    return args
+
+
+def build(argv: list[str]) -> HubCommand | None:
+    """The hub4com command for `argv`; None when help was asked for.
+
+    Raises DocoptExit or CommandError for a bad command line.
+    """
+    settings = parse(argv)
+    if settings is None:
+        return None
+    return HubCommand(hub_args(settings), settings.print_args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return the exit status (2 for a bad command line)."""
+    return run_command(PROG, USAGE, build, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

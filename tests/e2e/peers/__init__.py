@@ -1,0 +1,1 @@
+"""Reference peers the end-to-end tests run as separate processes."""
