@@ -57,7 +57,9 @@ class FdStream:
         self._on_write_paused = on_write_paused
         self.high = high
         self.low = low
-        self._buffer: collections.deque[bytes] = collections.deque()
+        # memoryviews, so a partial write (a pty takes ~4 KiB at a time) does not
+        # copy the rest of a large chunk again and again
+        self._buffer: collections.deque[memoryview] = collections.deque()
         self._buffered = 0
         self._reading = False
         self._writing = False
@@ -112,11 +114,13 @@ class FdStream:
                 n = 0
             if n == len(data):
                 return
-            data = data[n:]
+            rest = memoryview(data)[n:]
             self._writing = True
             self.loop.add_writer(self.fd, self._write_ready)
-        self._buffer.append(data)
-        self._buffered += len(data)
+        else:
+            rest = memoryview(data)
+        self._buffer.append(rest)
+        self._buffered += len(rest)
         if not self._write_paused and self._buffered > self.high:
             self._write_paused = True
             if self._on_write_paused:
