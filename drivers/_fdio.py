@@ -49,6 +49,7 @@ class FdStream:
         on_write_paused: Callable[[bool], None] | None = None,
         high: int = 64 * 1024,
         low: int = 16 * 1024,
+        drain: bool = True,
     ):
         self.loop = loop
         self.fd = fd
@@ -57,6 +58,9 @@ class FdStream:
         self._on_write_paused = on_write_paused
         self.high = high
         self.low = low
+        #: Read until the fd is empty before delivering (off for pty packet mode,
+        #: where every read is one packet).
+        self.drain = drain
         # memoryviews, so a partial write (a pty takes ~4 KiB at a time) does not
         # copy the rest of a large chunk again and again
         self._buffer: collections.deque[memoryview] = collections.deque()
@@ -97,7 +101,25 @@ class FdStream:
         if not data:
             self._fail(None)
             return
+        if self.drain and len(data) < READ_SIZE:
+            data = self._drain(data)
         self._on_data(data)
+
+    def _drain(self, first: bytes) -> bytes:
+        """Read what else is already there (a tty hands out ~4 KiB a read), so the
+        hub routes one larger chunk: fewer writes per destination, same latency."""
+        parts = [first]
+        total = len(first)
+        while total < READ_SIZE:
+            try:
+                more = os.read(self.fd, READ_SIZE - total)
+            except OSError:
+                break  # EAGAIN; a real error shows up on the next read
+            if not more:
+                break
+            parts.append(more)
+            total += len(more)
+        return first if len(parts) == 1 else b"".join(parts)
 
     # ---- writing ------------------------------------------------------------
 

@@ -487,6 +487,7 @@ class PtyPort(Port):
             self.set_write_paused,
             self.high_water,
             self.low_water,
+            drain=not self._packet,  # in packet mode every read is one packet
         )
         self._report_open()
         if not self.xoff_count:
