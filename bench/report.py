@@ -1,0 +1,219 @@
+"""The result document (JSON) and its markdown rendering.
+
+The JSON holds every run; the markdown is rendered from the JSON alone, so a saved
+result file can be re-rendered. Summaries use valid runs only.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from .runner import BUSY_CORES, Outcome, ScenarioResult
+from .scenarios.base import Metric
+
+__all__ = ["document", "fmt", "markdown", "median_of"]
+
+Doc = dict[str, Any]
+
+
+def _summary(outcome: Outcome, metric: Metric) -> dict[str, float | int] | None:
+    runs = [r for r in outcome.runs if r.valid and metric.key in r.values]
+    if not runs:
+        return None
+    values = [r.values[metric.key] for r in runs]
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "valid_runs": len(values),
+        "runs": len(outcome.runs),
+        "lower_bound": any(metric.key in r.lower_bounds for r in runs),
+    }
+
+
+def document(results: list[ScenarioResult], meta: Doc, relays: list[Doc]) -> Doc:
+    """The JSON-ready result document (targets are added by the caller)."""
+    scenarios = []
+    for res in results:
+        sc = res.scenario
+        cases = []
+        for cr in res.cases:
+            per_relay = {}
+            for name, outcome in cr.outcomes.items():
+                per_relay[name] = {
+                    "skipped": outcome.skipped,
+                    "runs": [
+                        {
+                            "values": r.values,
+                            "valid": r.valid,
+                            "note": r.note,
+                            "background_cores": round(r.background_cores, 2),
+                            "lower_bounds": list(r.lower_bounds),
+                        }
+                        for r in outcome.runs
+                    ],
+                    "summary": {m.key: _summary(outcome, m) for m in sc.metrics},
+                }
+            cases.append({"name": cr.case.name, "params": cr.case.params, "results": per_relay})
+        scenarios.append(
+            {
+                "name": sc.name,
+                "title": sc.title,
+                "about": sc.about,
+                "metrics": [vars(m) for m in sc.metrics],
+                "cases": cases,
+            }
+        )
+    return {"meta": meta, "relays": relays, "scenarios": scenarios, "targets": []}
+
+
+def median_of(doc: Doc, scenario: str, case: str, relay: str, metric: str) -> float | None:
+    """The median of valid runs, or None if there is none."""
+    for sc in doc["scenarios"]:
+        if sc["name"] != scenario:
+            continue
+        for c in sc["cases"]:
+            if c["name"] == case and relay in c["results"]:
+                summary = c["results"][relay]["summary"].get(metric)
+                return None if summary is None else float(summary["median"])
+    return None
+
+
+def fmt(value: float) -> str:
+    """Three significant digits, never in exponent form."""
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.2g}" if value < 0.01 else f"{value:.3g}"
+
+
+def _cell(result: Doc, metric: Doc) -> str:
+    if result["skipped"]:
+        return "n/a"
+    summary = result["summary"].get(metric["key"])
+    if summary is None:
+        return "invalid" if result["runs"] else "-"
+    text = (">" if summary["lower_bound"] else "") + fmt(summary["median"])
+    if summary["runs"] > 1:
+        text += f" ({fmt(summary['min'])}-{fmt(summary['max'])})"
+    if summary["valid_runs"] < summary["runs"]:
+        text += f" [{summary['valid_runs']}/{summary['runs']} valid]"
+    return text
+
+
+def _ratio(ours: Doc, peer: Doc, metric: Doc) -> str:
+    a = ours["summary"].get(metric["key"])
+    b = peer["summary"].get(metric["key"])
+    if a is None or b is None or not b["median"]:
+        return ""
+    ratio = a["median"] / b["median"]
+    if a["lower_bound"] and b["lower_bound"]:
+        return "?"
+    # A peer's lower bound makes the ratio an upper bound, and the other way round.
+    prefix = "<" if b["lower_bound"] else ">" if a["lower_bound"] else ""
+    return f"{prefix}{fmt(ratio)}x"
+
+
+def _table(sc: Doc, ours: list[str], peers: list[str]) -> list[str]:
+    names = ours + peers
+    pairs = [(o, p) for o in ours for p in peers]
+    head = ["case", "metric", *names, *(f"{o}/{p}" for o, p in pairs)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for case in sc["cases"]:
+        res = case["results"]
+        for m in sc["metrics"]:
+            better = "higher is better" if m["higher_is_better"] else "lower is better"
+            row = [case["name"], f"{m['label']}, {m['unit']} ({better})"]
+            row += [_cell(res[n], m) for n in names]
+            row += [_ratio(res[o], res[p], m) for o, p in pairs]
+            lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _skipped(sc: Doc) -> list[str]:
+    """One line per relay and reason a relay could not run some cases."""
+    cases: dict[tuple[str, str], list[str]] = {}
+    for case in sc["cases"]:
+        for relay, res in case["results"].items():
+            if res["skipped"]:
+                cases.setdefault((relay, res["skipped"]), []).append(case["name"])
+    return [
+        f"- {relay}: n/a ({why}) in {'every case' if len(names) == len(sc['cases']) else ', '.join(names)}."
+        for (relay, why), names in cases.items()
+    ]
+
+
+def _notes(sc: Doc) -> list[str]:
+    notes = _skipped(sc)
+    for case in sc["cases"]:
+        for relay, res in case["results"].items():
+            runs = res["runs"]
+            bounded = [r["note"] for r in runs if r["valid"] and r["lower_bounds"]]
+            if bounded:
+                notes.append(
+                    f"- {relay}, {case['name']}: {len(bounded)} of {len(runs)} runs hit the time "
+                    f"limit (shown as a lower bound, >): {bounded[0]}"
+                )
+            bad = [r["note"] for r in runs if not r["valid"]]
+            if bad:
+                notes.append(f"- {relay}, {case['name']}: {len(bad)} of {len(runs)} runs invalid: {bad[0]}")
+    return notes
+
+
+def _background(doc: Doc) -> str:
+    """One line on how busy the machine was just before the runs."""
+    loads = [
+        run["background_cores"]
+        for sc in doc["scenarios"]
+        for case in sc["cases"]
+        for res in case["results"].values()
+        for run in res["runs"]
+    ]
+    if not loads:
+        return "No runs."
+    busy = sum(1 for x in loads if x > BUSY_CORES)
+    return (
+        f"Machine load just before each run (all processes, 0.3 s sample): median "
+        f"{statistics.median(loads):.2f} cores, max {max(loads):.2f}; {busy} of {len(loads)} runs "
+        f"started with more than {BUSY_CORES} cores busy even after waiting up to "
+        f"{doc['meta']['settings']['quiet_wait_s']:.0f} s for a quiet moment (those are noisier)."
+    )
+
+
+def markdown(doc: Doc) -> str:
+    """The report: setup, targets, then one table per scenario."""
+    meta = doc["meta"]
+    machine = meta["machine"]
+    ran = [r for r in doc["relays"] if not r["unavailable"]]
+    ours = [r["name"] for r in ran if r["ours"]]
+    peers = [r["name"] for r in ran if not r["ours"]]
+    out = [
+        "# Benchmark results",
+        "",
+        f"Measured {meta['date']} on {machine['cpu']} ({machine['cores']} cores), Linux "
+        f"{machine['kernel']}, Python {machine['python']}, with `{meta['command']}`.",
+        f"{meta['settings']['repeat']} repetition(s) per case, relays alternating; each cell is "
+        "the median (min-max) of valid runs; ratios are ours/peer medians. MB = 10^6 bytes.",
+        "",
+        "Relays:",
+        "",
+    ]
+    for r in doc["relays"]:
+        status = f"**not measured**: {r['unavailable']}" if r["unavailable"] else r["version"]
+        out.append(f"- **{r['name']}**: {status}")
+    out += ["", _background(doc)]
+    if doc["targets"]:
+        out += ["", "## Targets", "", "| target | relay | result | detail |", "|---|---|---|---|"]
+        for t in doc["targets"]:
+            status = f"**{t['status']}**" if t["status"] == "miss" else t["status"]
+            out.append(f"| {t['target']} | {t['relay']} | {status} | {t['detail']} |")
+    for sc in doc["scenarios"]:
+        out += ["", f"## {sc['name']}: {sc['title']}", "", sc["about"], "", *_table(sc, ours, peers)]
+        notes = _notes(sc)
+        if notes:
+            out += ["", *notes]
+    return "\n".join(out) + "\n"
