@@ -5,6 +5,10 @@ implements too. Reads take whatever is available, up to READ_SIZE, in one
 os.read. Writes go out at once when the fd takes them; only the rest is
 queued, and the owner is told when the queue crosses its watermarks (the
 shape of asyncio's _SelectorSocketTransport.write and _FlowControlMixin).
+
+An owner that keeps its own queue (the pty port's session, whose queue drops
+whole lines) uses `offer` instead of `write`: it writes what the fd takes now,
+queues nothing, and `on_writable` says when to offer the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ __all__ = ["READ_SIZE", "FdStream"]
 log = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
+#: A tty read this large (a tty hands out ~4 KiB at most) suggests more is
+#: waiting; a smaller one is a small message, and a second read would only add
+#: a system call to its latency.
+DRAIN_FROM = 2048
 
 #: errno values that mean "try again later" rather than "the device is gone".
 _RETRY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
@@ -34,6 +42,7 @@ class FdStream:
       on_error(OSError|None)   the fd failed (EIO on unplug or pty hang-up) or hit EOF;
                                the stream has stopped itself and will not call again
       on_write_paused(bool)    the write queue went above `high` (True) or back to `low`
+      on_writable()            after an `offer` the fd did not take whole: it can take more
 
     `dropped` counts bytes accepted by write() that were never written because
     the stream stopped (queued output, and a chunk whose write failed); the
@@ -50,12 +59,14 @@ class FdStream:
         high: int = 64 * 1024,
         low: int = 16 * 1024,
         drain: bool = True,
+        on_writable: Callable[[], None] | None = None,
     ):
         self.loop = loop
         self.fd = fd
         self._on_data = on_data
         self._on_error = on_error
         self._on_write_paused = on_write_paused
+        self._on_writable = on_writable
         self.high = high
         self.low = low
         #: Read until the fd is empty before delivering (off for pty packet mode,
@@ -69,6 +80,8 @@ class FdStream:
         self._writing = False
         self._write_paused = False
         self._closed = False
+        #: A failed `offer` scheduled the error report.
+        self._failing = False
         self.dropped = 0
 
     def __repr__(self) -> str:
@@ -101,7 +114,7 @@ class FdStream:
         if not data:
             self._fail(None)
             return
-        if self.drain and len(data) < READ_SIZE:
+        if self.drain and DRAIN_FROM <= len(data) < READ_SIZE:
             data = self._drain(data)
         self._on_data(data)
 
@@ -170,6 +183,41 @@ class FdStream:
             self._write_paused = False
             if self._on_write_paused:
                 self._on_write_paused(False)
+
+    def offer(self, data: bytes | memoryview) -> int:
+        """Write what the fd takes now; queue nothing (the caller keeps the rest).
+
+        Returns the number of bytes written. Fewer than ``len(data)`` means the
+        fd is full, and `on_writable` is called once it can take more; or the
+        fd failed (or the stream stopped), and `on_error` follows from the
+        loop, never from inside this call. Not to be mixed with `write` on one
+        stream.
+        """
+        if self._closed or self._failing:
+            return 0
+        try:
+            n = os.write(self.fd, data)
+        except OSError as exc:
+            if exc.errno not in _RETRY:
+                self._failing = True
+                self.loop.call_soon(self._fail_later, exc)
+                return 0
+            n = 0
+        if n < len(data) and not self._writing:
+            self._writing = True
+            self.loop.add_writer(self.fd, self._offer_ready)
+        return n
+
+    def _offer_ready(self) -> None:
+        if self._writing:
+            self._writing = False
+            self.loop.remove_writer(self.fd)
+        if self._on_writable is not None:
+            self._on_writable()
+
+    def _fail_later(self, exc: OSError) -> None:
+        if not self._closed:
+            self._fail(exc)
 
     def discard_output(self) -> int:
         """Drop what is queued (PURGE_TX); return how many bytes were dropped."""

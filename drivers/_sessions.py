@@ -6,6 +6,9 @@ tcp-multi listener; a pty is a port with one session). The driver owns the I/O:
 
 * it creates a `Session` per connection, with a `sink` that writes to the
   connection (``transport.write``), and calls `add` / `remove`;
+  a sink may instead write only what the connection takes now and return the
+  rest (a pty master's fd): the session keeps it at the head of its queue,
+  counted, and waits for `resume`;
 * it hands data written to the port to `send` (the fan-out), data read from a
   session to `received` (returns whether it enters the hub), and reports the
   connection's own flow control with `pause` / `resume`;
@@ -24,7 +27,12 @@ real source); otherwise the session loses data, counted.
 
 When a stalled session's connection can take data again, its whole queue
 goes to the connection at once (`Session.sink_many`, one ``writev``), so a
-session may hold up to its limit in the queue plus what it was last handed.
+session may hold up to its limit in the queue plus what it was last handed
+(unless its sink returns what it did not take).
+
+A port with one session (a pty: the application that holds it) uses the same
+machinery for its queue, framing and drops; `purge` empties a queue without
+counting a loss (PURGE_TX).
 
 Line framing (``Frame.LINE``): lines end with LF (NMEA's CR LF and plain LF
 alike). A session that starts receiving mid-line gets nothing until the next
@@ -52,20 +60,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hub.errors import UsageError
 from hub.port import HARD_LIMIT_FACTOR
 
 __all__ = [
     "MAX_LINE_BYTES",
+    "Chunk",
     "Frame",
     "LineState",
     "Policy",
     "Session",
     "SessionConfig",
     "SessionSet",
+    "Sink",
     "SlowClient",
     "describe_drops",
     "format_bytes",
+    "parse_frame",
 ]
+
+#: What a session's queue holds: chunks as written to the port, and the unwritten
+#: rest of one a sink took only in part.
+Chunk = bytes | memoryview
+#: Writes to a session's client. Returns None, or the part of the chunk it
+#: could not write now (then the session waits for `SessionSet.resume`).
+Sink = Callable[[Chunk], Chunk | None]
 
 #: A line may run a full queue over its limit by this much before it is cut.
 MAX_LINE_BYTES = 64 * 1024
@@ -154,7 +173,8 @@ class Session:
     """One client of a multi-client port, with its queue and counters.
 
     `sink(data)` writes to the client; it may call `SessionSet.pause(session)`
-    before it returns (a transport crossing its high-water mark does).
+    before it returns (a transport crossing its high-water mark does), or
+    return the part it could not write now (see `Sink`).
     `handle` is the driver's (its transport or protocol).
     """
 
@@ -183,10 +203,10 @@ class Session:
         self,
         sid: int,
         peer: str,
-        sink: Callable[[bytes], Any],
+        sink: Sink,
         now: float,
         handle: Any = None,
-        sink_many: Callable[[list[bytes]], Any] | None = None,
+        sink_many: Callable[[list[Chunk]], Any] | None = None,
     ):
         self.id = sid
         self.peer = peer
@@ -195,7 +215,7 @@ class Session:
         self.sink_many = sink_many
         self.handle = handle
         self.writable = True
-        self.queue: collections.deque[bytes] = collections.deque()
+        self.queue: collections.deque[Chunk] = collections.deque()
         #: Bytes on `queue`.
         self.queued = 0
         self.line = LineState.START
@@ -224,6 +244,20 @@ class Session:
         if self.dropped_bytes:
             text += f", dropped {describe_drops(self.dropped_bytes, self.dropped_lines)}"
         return text
+
+
+def parse_frame(value: object) -> Frame:
+    """Parse a --frame value: b[ytes] or l[ine], any case.
+
+    The abbreviations are the mqtt driver's: a driver option reaches every
+    driver, so drivers that share an option name accept the same spellings.
+    Raises UsageError.
+    """
+    text = str(value).strip().lower()
+    for frame in Frame:
+        if text and frame.value.startswith(text):
+            return frame
+    raise UsageError(None, "Invalid --frame value (bytes or line)")
 
 
 def describe_drops(nbytes: int, lines: int) -> str:
@@ -575,10 +609,14 @@ class SessionSet:
     def _put(self, s: Session, data: bytes, n: int, now: float) -> None:
         s.bytes_out += n
         s.last_activity = now
+        queued: Chunk = data
         if s.writable and not s.queue:
-            s.sink(data)
-            return
-        s.queue.append(data)
+            rest = s.sink(data)
+            if not rest:
+                return
+            s.writable = False
+            queued, n = rest, len(rest)
+        s.queue.append(queued)
         s.queued += n
         if s.stalled_since is None and s.queued > self.high:
             s.stalled_since = now
@@ -665,10 +703,35 @@ class SessionSet:
         while q and session.writable:
             chunk = q.popleft()
             session.queued -= len(chunk)
-            session.sink(chunk)
+            rest = session.sink(chunk)
+            if rest:
+                q.appendleft(rest)
+                session.queued += len(rest)
+                session.writable = False
         if session.stalled_since is not None and session.queued <= self.low:
             session.stalled_since = None
             self._stalled -= 1
+
+    def purge(self, session: Session) -> int:
+        """Empty `session`'s queue without counting a loss (PURGE_TX).
+
+        Returns the bytes removed. With line framing, a line whose start went
+        out and whose rest was queued is not continued: the session picks up
+        at the next line start.
+        """
+        n = session.queued
+        if not n:
+            return 0
+        session.queue.clear()
+        session.queued = 0
+        if session.stalled_since is not None:
+            session.stalled_since = None
+            self._stalled -= 1
+        if self.framed and session.line is LineState.OPEN:
+            session.line = LineState.SYNC
+            if session in self._finishing:
+                self._finishing.remove(session)
+        return n
 
     # ---- timeouts ---------------------------------------------------------------------
 

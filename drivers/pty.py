@@ -19,13 +19,21 @@ application that opens, writes and closes between two polls (``echo hi >
 link``) is noticed by the data it left: connect, data, disconnect.
 
 Data written to the port while no application has it open is dropped and
-counted as lost. When an application closes, whatever it left unread (in the
-kernel's pty buffers and in the port's queue) is read out through a short-lived
-slave fd and counted as lost too, so the next application never gets a stale
-backlog. The same fd clears exclusive mode (TIOCEXCL, set by Qt and Java serial
-libraries, among others): on a pty it outlives the application's close and would
-lock out every later opener that is not root. Without root privileges the port
-cannot open the slave then; it moves the link to a new pty instead.
+counted as lost. The application that holds the link is the port's one
+session in the sense of the tcp-multi listener (`drivers._sessions`): its
+queue (--write-limit), line framing (--frame) and what happens when the queue
+is full (--slow-client) follow the same rules. The port writes to the master
+only what the kernel takes (it holds 16 to 20 KiB the application has not
+read); the rest waits in the session's queue, so with line framing a full
+queue drops whole lines, never the tail of a line that is half written.
+
+When an application closes, whatever it left unread (in the kernel's pty
+buffers and in the port's queue) is read out through a short-lived slave fd
+and counted as lost too, so the next application never gets a stale backlog.
+The same fd clears exclusive mode (TIOCEXCL, set by Qt and Java serial
+libraries, among others): on a pty it outlives the application's close and
+would lock out every later opener that is not root. Without root privileges the
+port cannot open the slave then; it moves the link to a new pty instead.
 
 The master sees the slave's termios (tcgetattr on the master fd). Only the baud
 rate (standard rates, and custom rates through TCGETS2) and the stop bits are
@@ -83,6 +91,17 @@ from hub.messages import (
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
 
 from ._fdio import READ_SIZE, FdStream
+from ._sessions import (
+    Chunk,
+    Frame,
+    Session,
+    SessionConfig,
+    SessionSet,
+    SlowClient,
+    describe_drops,
+    format_bytes,
+    parse_frame,
+)
 
 __all__ = ["USAGE", "LineSettings", "PtyDriver", "PtyPort", "read_line_settings", "update_termios"]
 
@@ -97,17 +116,34 @@ creates to a new pty, such as /tmp/gps1; applications open that path as a serial
 port. The port is shown as the path's last part and its number, for example
 gps1(2). A symlink already at the path is replaced; any other file is refused.
 The link is removed when the hub stops. The options apply to every pty port
-after them.
+after them. Like all driver options they reach every driver: the options of
+the same names given for tcp-multi ports (or for mqtt ports: --frame) apply to
+the pty ports after them too.
 
 Options:
   --write-limit=<s>  Write queue limit in bytes; 0 discards everything written
                      (applications can only send). Default {DEFAULT_WRITE_LIMIT}.
+  --frame=<f>        b[ytes] or l[ine]. line: an application that opens the
+                     path starts at the next line start, and one whose queue
+                     is full loses whole lines, never part of one (lines end
+                     with LF: NMEA's CR LF and plain LF alike). Default bytes.
+  --slow-client=<m>  An application that does not read and whose queue is
+                     full: block (lossless: the port throttles its sources
+                     along flow-control routes; from a source without such a
+                     route data is dropped as with drop) or drop (the
+                     application loses data, counted, in whole lines with
+                     line framing; nobody is throttled). Default block.
+                     The tcp-multi value disconnect (sticky options reach
+                     every driver) means drop here, with a warning: the hub
+                     cannot close an application's end of a pty.
 
 Notes:
   An application opening the path is a connection (CONNECT, with CTS, DSR and
   DCD on); the last one closing it ends the connection. Data written while no
   application has the port open is dropped and counted as lost, and a
   reopening application never gets data meant for an earlier one.
+  Drops for a slow application are in the "Write lost" lines; the status
+  line counts them (in lines with --frame=line).
   The baud rate and stop bits an application sets are reported as the remote
   settings when some filter uses them. Data bits and parity cannot be seen: a
   Linux pty is always 8 data bits without parity.
@@ -251,8 +287,19 @@ class PtyPort(Port):
     provides = In.CTS | In.DSR | In.DCD | In.RBR | In.RLC
     accepts = Out.SET_BR | Out.SET_LC | Out.PURGE_TX
 
-    def __init__(self, hub: HubLink, index: int, link: str, write_limit: int = DEFAULT_WRITE_LIMIT):
+    def __init__(
+        self,
+        hub: HubLink,
+        index: int,
+        link: str,
+        write_limit: int = DEFAULT_WRITE_LIMIT,
+        *,
+        frame: Frame = Frame.BYTES,
+        slow: SlowClient = SlowClient.BLOCK,
+    ):
         super().__init__(hub, index, f"{os.path.basename(link)}({index})", write_limit)
+        if slow is SlowClient.DISCONNECT:
+            raise ValueError("a pty's application cannot be disconnected")
         #: Absolute path of the symlink applications open.
         self.link = link
         #: The slave device the link points to (/dev/pts/N); "" before start.
@@ -270,6 +317,16 @@ class PtyPort(Port):
         #: The application closed the slave while reading was paused; input not read yet.
         self._gone = False
         self._warned: set[str] = set()
+        #: The application's queue, framing and drops: a pty is a port with one session.
+        self.sessions = SessionSet(
+            SessionConfig(slow=slow, frame=frame, limit=write_limit, send_timeout_s=0.0)
+        )
+        #: The application holding the link now (None: nobody, or it left while reading was paused).
+        self._session: Session | None = None
+        self._block = slow is SlowClient.BLOCK
+        self._opens = 0
+        #: Logged at start (so that a start-up error stays one line).
+        self.warnings: list[str] = []
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "idle"
@@ -282,9 +339,14 @@ class PtyPort(Port):
     def status(self) -> str:
         if self._fd < 0:
             return "closed"
-        if self.connected:
-            return f"application connected ({self.link} -> {self.slave_path})"
-        return f"waiting for an application ({self.link} -> {self.slave_path})"
+        state = "application connected" if self.connected else "waiting for an application"
+        text = f"{state} ({self.link} -> {self.slave_path})"
+        s = self.sessions
+        if s.stalled:
+            text += f", not reading ({format_bytes(self.queued_bytes())} queued)"
+        if s.dropped_bytes:
+            text += f", dropped {describe_drops(s.dropped_bytes, s.dropped_lines)}"
+        return text
 
     # ---- life cycle -------------------------------------------------------------
 
@@ -309,6 +371,8 @@ class PtyPort(Port):
             raise
         self._line = self._read_line()
         log.info("%s: %s is a link to %s", self.name, self.link, self.slave_path)
+        for text in self.warnings:
+            log.warning("Warning: %s", text)
         self._schedule_poll()
 
     def close(self) -> None:
@@ -319,6 +383,7 @@ class PtyPort(Port):
         if self._stream is not None:
             self.lose(self._stream.stop())
             self._stream = None
+        self.lose(self._end_session("the hub stopped with an application on"))
         self._remove_link()
         self._close_pty()
         log.debug("%s: closed", self.name)
@@ -441,13 +506,14 @@ class PtyPort(Port):
                 # Stop feeding the slave and drop what it holds; the application's
                 # last input is read when reading resumes, then comes the EIO.
                 self._gone = True
-                queued = self._stream.discard_output() if self._stream is not None else 0
-                self.lose(queued + self._drop_unread(renew=False))
+                unread = self._drop_unread(renew=False)
+                self.lose(unread + self._end_session("the application closed", unread))
             elif not hung_up and self._gone:
                 # Another application opened the link before that input was read;
                 # it is delivered in the new session.
                 self._gone = False
                 self._report_close()
+                self._begin_session()
                 self._report_open()
         if not self.connected or self.xoff_count:
             self._schedule_poll()
@@ -484,11 +550,10 @@ class PtyPort(Port):
             self._fd,
             self._on_read,
             self._on_stream_error,
-            self.set_write_paused,
-            self.high_water,
-            self.low_water,
             drain=not self._packet,  # in packet mode every read is one packet
+            on_writable=self._on_writable,
         )
+        self._begin_session()
         self._report_open()
         if not self.xoff_count:
             self._stream.resume_reading()
@@ -503,11 +568,45 @@ class PtyPort(Port):
         log.debug("%s: an application opened %s", self.name, self.slave_path)
         self.set_connected(True, extra)
 
+    def _begin_session(self) -> None:
+        """An application opened the link: it gets the port's data from now on."""
+        self._opens += 1
+        session = Session(self._opens, self.slave_path, self._sink, self.hub.loop.time())
+        self._session = session
+        self.sessions.add(session, session.connected_at)
+
+    def _end_session(self, why: str, unread: int = 0) -> int:
+        """The application is gone; return the bytes its queue still held (lost).
+
+        Logs `why` and the slave's path with the session's counters; `unread`
+        is what it left unread in the kernel (counted by the caller).
+        """
+        session, self._session = self._session, None
+        if session is None:
+            return 0
+        now = self.hub.loop.time()
+        lost = self.sessions.remove(session, now)
+        if self._block:
+            self.set_write_paused(self.sessions.blocking)
+        left = f", left unread {format_bytes(unread)}" if unread else ""
+        log.info(
+            "%s: %s %s after %.1f s: %s%s",
+            self.name,
+            why,
+            session.peer,
+            now - session.connected_at,
+            session.counters(),
+            left,
+        )
+        return lost
+
     def _on_stream_error(self, exc: OSError | None) -> None:
         stream, self._stream = self._stream, None
         if exc is not None and exc.errno != errno.EIO:
             log.error("%s: pty master failed: %s", self.name, exc.strerror)
-        lost = (stream.dropped if stream is not None else 0) + self._drop_unread()
+        unread = self._drop_unread()
+        lost = (stream.dropped if stream is not None else 0) + unread
+        lost += self._end_session("the application closed", unread)
         self.lose(lost)
         self._gone = False
         self._report_close()
@@ -560,13 +659,17 @@ class PtyPort(Port):
     # ---- reading ----------------------------------------------------------------
 
     def _on_read(self, data: bytes) -> None:
-        if not self._packet:
-            self.emit_data(data)
-        elif data[0] == _TIOCPKT_DATA:
-            if len(data) > 1:
-                self.emit_data(data[1:])
-        elif data[0] & _TIOCPKT_IOCTL:
-            self._line_changed()
+        if self._packet:
+            if data[0] != _TIOCPKT_DATA:
+                if data[0] & _TIOCPKT_IOCTL:
+                    self._line_changed()
+                return
+            if len(data) == 1:
+                return
+            data = data[1:]
+        if self._session is not None:
+            self.sessions.received(self._session, len(data), self.hub.loop.time())
+        self.emit_data(data)
 
     def pause_reading(self) -> None:
         if self._stream is not None:
@@ -580,14 +683,54 @@ class PtyPort(Port):
 
     # ---- writing ----------------------------------------------------------------
 
-    def send_data(self, data: bytes) -> None:
-        if self._stream is None or self._gone:
+    def write_data(self, data: bytes, src: int) -> None:
+        """Queue data for the application (see --frame and --slow-client).
+
+        Without an application it is lost, counted; with one, what its queue
+        cannot take is lost (whole lines with line framing), counted. With
+        --slow-client=block a source along a flow-control route is throttled
+        instead (XOFF) and its data queued up to the hard limit.
+        """
+        if not data:
+            return
+        if self.write_limit == 0:
             self.lose(len(data))
             return
-        self._stream.write(data)
+        session = self._session
+        now = self.hub.loop.time()
+        if session is None:
+            self.sessions.send(data, now)  # follows the line starts for the next application
+            self.lose(len(data))
+            return
+        before = session.bytes_out
+        dropped = self.sessions.send(data, now, self._block and src in self.fc_sources)
+        if dropped:
+            self.lose(dropped)
+        self.bytes_out += session.bytes_out - before
+        if self._block:
+            self.set_write_paused(self.sessions.blocking)
+
+    def send_data(self, data: bytes) -> None:
+        self.write_data(data, -1)
 
     def queued_bytes(self) -> int:
-        return self._stream.queued if self._stream is not None else 0
+        return self._session.queued if self._session is not None else 0
+
+    def _sink(self, data: Chunk) -> Chunk | None:
+        """Write what the master takes now; return the rest (the session queues it)."""
+        stream = self._stream
+        n = stream.offer(data) if stream is not None else 0
+        if n == len(data):
+            return None
+        return memoryview(data)[n:] if n else data
+
+    def _on_writable(self) -> None:
+        """The master takes data again: write out the application's queue."""
+        if self._session is None:
+            return
+        self.sessions.resume(self._session)
+        if self._block:
+            self.set_write_paused(self.sessions.blocking)
 
     def write_signal(self, msg: Message) -> None:
         t = type(msg)
@@ -600,8 +743,10 @@ class PtyPort(Port):
             if lc.stop_bits is not None:
                 self._set_line(stop_bits=lc.stop_bits)
         elif t is PurgeTx:
-            if self._stream is not None:
-                self._stream.discard_output()
+            if self._session is not None:
+                self.sessions.purge(self._session)
+                if self._block:
+                    self.set_write_paused(self.sessions.blocking)
             try:
                 termios.tcflush(self._fd, termios.TCOFLUSH)
             except (OSError, termios.error) as exc:
@@ -689,7 +834,11 @@ class PtyDriver(Driver):
     NAME = "pty"
     DESCRIPTION = "Pseudo-terminal (virtual serial port) driver"
     USAGE = USAGE
-    DEFAULTS = {"--write-limit": DEFAULT_WRITE_LIMIT}
+    DEFAULTS = {
+        "--write-limit": DEFAULT_WRITE_LIMIT,
+        "--frame": Frame.BYTES,
+        "--slow-client": SlowClient.BLOCK,
+    }
 
     def __init__(self, hub: HubLink):
         super().__init__(hub)
@@ -699,6 +848,13 @@ class PtyDriver(Driver):
         """Validate one option value; return it typed. Raises UsageError."""
         if name == "--write-limit":
             return parse_write_limit(value)
+        if name == "--frame":
+            return parse_frame(value)
+        if name == "--slow-client":
+            try:
+                return SlowClient(str(value).strip().lower())
+            except ValueError:
+                raise UsageError(None, "Invalid --slow-client value (block or drop)") from None
         return value
 
     def create_port(self, index: int, path: str, options: dict[str, Any]) -> PtyPort:
@@ -709,4 +865,19 @@ class PtyDriver(Driver):
         if link in self._links:
             raise UsageError(path, "Another pty port already uses this link path")
         self._links.add(link)
-        return PtyPort(self.hub, index, link, options.get("--write-limit", DEFAULT_WRITE_LIMIT))
+        opt = {**self.DEFAULTS, **options}
+        slow: SlowClient = opt["--slow-client"]
+        port = PtyPort(
+            self.hub,
+            index,
+            link,
+            opt["--write-limit"],
+            frame=opt["--frame"],
+            slow=SlowClient.DROP if slow is SlowClient.DISCONNECT else slow,
+        )
+        if slow is SlowClient.DISCONNECT:
+            port.warnings.append(
+                f"{port.name}: --slow-client=disconnect does not apply to a pty (the hub cannot "
+                "close an application's end); it drops data instead"
+            )
+        return port

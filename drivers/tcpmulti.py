@@ -36,7 +36,17 @@ from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_lim
 
 from . import _netsec
 from ._netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
-from ._sessions import Frame, Policy, Session, SessionConfig, SessionSet, SlowClient, describe_drops
+from ._sessions import (
+    Chunk,
+    Frame,
+    Policy,
+    Session,
+    SessionConfig,
+    SessionSet,
+    SlowClient,
+    describe_drops,
+    parse_frame,
+)
 from .tcp import format_hostport, parse_interface
 
 __all__ = ["USAGE", "TcpMultiDriver", "TcpMultiPort", "parse_listen_address"]
@@ -80,7 +90,7 @@ Options:
                        thirds of --write-limit) before disconnect closes it;
                        with block, 0 means never. Default 5000 for
                        disconnect, 0 for block.
-  --frame=<f>          bytes or line. line: a session that starts mid-stream
+  --frame=<f>          b[ytes] or l[ine]. line: a session that starts mid-stream
                        starts at the next line, and a slow session loses whole
                        lines, never part of one (lines end with LF: NMEA's
                        CR LF and plain LF alike). Default bytes.
@@ -209,7 +219,7 @@ _CONVERTERS = {
     "--active-hold": _int_option("--active-hold", "milliseconds"),
     "--slow-client": _enum_option("--slow-client", SlowClient),
     "--send-timeout": _int_option("--send-timeout", "milliseconds"),
-    "--frame": _enum_option("--frame", Frame),
+    "--frame": parse_frame,
     "--idle-timeout": _seconds,
     "--keepalive": _int_option("--keepalive", "seconds"),
     "--buffer": _int_option("--buffer", "bytes"),
@@ -651,13 +661,13 @@ class TcpMultiPort(Port):
         write, writelines = transport.write, transport.writelines  # type: ignore[attr-defined]
         closing = transport.is_closing
 
-        def sink(data: bytes) -> None:
+        def sink(data: Chunk) -> None:
             # A transport the peer reset is closed before connection_lost reaches
             # us, and uvloop raises on a write then: the data is for nobody.
             if not closing():
                 write(data)
 
-        def sink_many(chunks: list[bytes]) -> None:
+        def sink_many(chunks: list[Chunk]) -> None:
             if not closing():
                 writelines(chunks)
 

@@ -46,11 +46,13 @@ Options:
   -q, --quiet         Log warnings only.
   -h, --help          Show this help.
 
-What it runs: hub4com with the receiver as port 0, its data cut into whole
-lines (the packetize filter), the ptys after it and a tcp-multi listener per
---tcp (--frame=line --slow-client=drop), routes from port 0 to every other
-port (and from the writer to port 0), and no flow-control routes, so no
-application can pause the receiver.
+What it runs: hub4com with the receiver as port 0, the ptys after it and a
+tcp-multi listener per --tcp, all with --frame=line --slow-client=drop and a
+small queue (16 KiB), routes from port 0 to every other port (and from the
+writer to port 0), and no flow-control routes, so no application can pause
+the receiver. An application that joins mid-sentence starts at the next one;
+one that falls 16 KiB behind (plus what the kernel holds for it) loses whole
+sentences until it catches up, counted in the "Write lost" lines and --status.
 """
 
 from __future__ import annotations
@@ -78,12 +80,11 @@ DEFAULT_STATUS_S = 5.0
 #: so what it reads when it resumes is seconds old, not minutes.
 TCP_WRITE_LIMIT = 16384
 TCP_SNDBUF = 8192
+#: Applications on ptys: the same queue bound (the kernel holds 16 to 20 KiB
+#: more that the application has not read).
+PTY_WRITE_LIMIT = 16384
 #: The floor a writing TCP client holds (tcp-multi --active-hold), in ms.
 TCP_WRITER_HOLD_MS = 1000
-#: The receiver's data is cut into whole lines before it is routed, so every
-#: port (a pty too) queues and drops whole sentences. A line that has not ended
-#: after this long (binary data, a receiver that stopped) goes on as it is.
-LINE_MAX_DELAY_MS = 1000
 
 
 class PlanError(Exception):
@@ -188,11 +189,7 @@ def _find_writer(name: str, plan: Plan) -> str:
 
 def build_argv(plan: Plan) -> list[str]:
     """The hub4com arguments that do what `plan` says."""
-    argv = [
-        f"--create-filter=packetize,lines:--end-byte=LF --max-delay={LINE_MAX_DELAY_MS}",
-        "--add-filters=0:lines.IN",
-        "--route=0:All",
-    ]
+    argv = ["--route=0:All"]
     w = plan.writer_port
     if w is not None:
         argv.append(f"--route={w}:0")
@@ -209,7 +206,13 @@ def build_argv(plan: Plan) -> list[str]:
         assert plan.device is not None
         argv += ["--use-driver=serial", f"--baud={plan.baud}", "--octs=off", plan.device]
     if plan.ptys:
-        argv += ["--use-driver=pty", *plan.ptys]
+        argv += [
+            "--use-driver=pty",
+            "--frame=line",
+            "--slow-client=drop",
+            f"--write-limit={PTY_WRITE_LIMIT}",
+            *plan.ptys,
+        ]
     if plan.tcps:
         argv += [
             "--use-driver=tcp-multi",

@@ -347,6 +347,75 @@ def test_a_stalled_client_does_not_disturb_the_others(start):
     assert re.search(r"dropped \d+ lines", closing[5][0]), hub.output
 
 
+def test_a_stalled_pty_application_does_not_disturb_the_other(start, tmp_path):
+    """gps-share's ptys (--frame=line --slow-client=drop): an application that stops
+    reading loses whole sentences, counted; the other one keeps receiving on time."""
+    app1, app2 = tmp_path / "gps-app1", tmp_path / "gps-app2"
+    gs = start("--demo", "--rate=10", "--pty", str(app1), "--pty", str(app2), "--status=1", wait_ports=3)
+    reader, stalled = open_pty_app(app1), open_pty_app(app2)
+    gs.wait_line("gps-app1(1) connected")
+    gs.wait_line("gps-app2(2) connected")
+    arrivals: list[tuple[float, bytes]] = []
+    stop = threading.Event()
+
+    def read_on_time() -> None:
+        partial = b""
+        sel = selectors.DefaultSelector()
+        sel.register(reader, selectors.EVENT_READ)
+        while not stop.is_set():
+            if not sel.select(0.05):
+                continue
+            try:
+                chunk = os.read(reader, 65536)
+            except BlockingIOError:
+                continue
+            now = time.monotonic()
+            *whole, partial = (partial + chunk).split(b"\n")
+            arrivals.extend((now, line + b"\n") for line in whole)
+        sel.close()
+
+    thread = threading.Thread(target=read_on_time, daemon=True)
+    thread.start()
+    try:
+        # The stalled application reads a few sentences, then nothing for 12 s: at
+        # about 4.4 kB/s its queue (16 KiB) and the kernel's pty buffer (about
+        # 18 KiB) fill after some 8 s, and it loses sentences from then on.
+        first = read_until({0: stalled}, lambda b: b[0].count(b"\n") >= 5, 5)[0]
+        t_stall = time.monotonic()
+        time.sleep(12)
+        gs.wait_line("gps-app2(2) application connected")  # a --status line ...
+        status = [line for line in gs.lines if "gps-app2(2) application connected" in line]
+        assert "not reading" in status[-1] and "dropped" in status[-1], status[-1]
+        after = read_until({0: stalled}, lambda b: time.monotonic() - t_stall > 13.5, 5)[0]
+        stop.set()
+        thread.join(5)
+    finally:
+        stop.set()
+        os.close(reader)
+        os.close(stalled)
+    gs.wait_line("gps-app2(2): the application closed")
+    gs.wait_line("gps-app1(1): the application closed")
+    # the other application got every sentence on time
+    assert len(arrivals) > 30 * 10, "the reader got less than 3 s of data"
+    ggas = [t for t, line in arrivals if line.startswith(b"$GPGGA")]
+    gaps = [b - a for a, b in itertools.pairwise(ggas)]
+    assert max(gaps) < 0.5, f"the reader waited {max(gaps):.2f} s for a sentence"
+    assert all(nmea_ok(line) for _, line in arrivals)
+    times = gga_times(b"".join(line for _, line in arrivals))
+    assert max(b - a for a, b in itertools.pairwise(times)) < 0.15, "the reader lost sentences"
+    # the stalled one: whole sentences only, with a gap where it lost some, counted
+    got = first + after
+    lines = got.split(b"\n")[:-1]  # what follows the last LF was still on its way
+    assert lines and all(nmea_ok(line + b"\n") for line in lines)
+    times = gga_times(got)
+    assert max(b - a for a, b in itertools.pairwise(times)) > 1.0, "no sentences were dropped"
+    closing = {
+        n: [line for line in gs.lines if f"gps-app{n}({n}): the application closed" in line] for n in (1, 2)
+    }
+    assert "dropped" not in closing[1][0], closing[1]
+    assert re.search(r"dropped \d+ lines", closing[2][0]), gs.output
+
+
 # ---- late joiners ------------------------------------------------------------------------------
 
 
@@ -540,8 +609,6 @@ def test_print_args(capsys):
     )
     assert shlex.split(capsys.readouterr().out) == [
         "hub4com",
-        "--create-filter=packetize,lines:--end-byte=LF --max-delay=1000",
-        "--add-filters=0:lines.IN",
         "--route=0:All",
         "--no-default-fc-route=All:All",
         "--use-driver=serial",
@@ -549,6 +616,9 @@ def test_print_args(capsys):
         "--octs=off",
         "/dev/ttyUSB0",
         "--use-driver=pty",
+        "--frame=line",
+        "--slow-client=drop",
+        "--write-limit=16384",
         "/tmp/gps-app1",
         "/tmp/gps-app2",
         "--use-driver=tcp-multi",

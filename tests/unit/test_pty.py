@@ -11,10 +11,12 @@ import errno
 import fcntl
 import logging
 import os
+import random
 import select
 import shutil
 import subprocess
 import termios
+import time
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
@@ -23,8 +25,10 @@ import pytest
 import serial
 
 import drivers.pty as ptymod
+from drivers._sessions import Frame, SlowClient
 from drivers.pty import POLL_INTERVAL_S, USAGE, PtyDriver, PtyPort, read_line_settings
 from hub.caps import In, Out
+from hub.cli import build
 from hub.errors import UsageError
 from hub.messages import (
     Connect,
@@ -153,6 +157,24 @@ def read_fd(fd: int, n: int, timeout_s: float = DEADLINE_S) -> bytes:
     return bytes(out)
 
 
+def read_fd_until(fd: int, end: bytes, timeout_s: float = DEADLINE_S) -> bytes:
+    """Read a non-blocking fd (in a worker thread) until what came ends with `end`,
+    or the deadline."""
+    out = bytearray()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    deadline = time.monotonic() + timeout_s
+    while not out.endswith(end):
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(int(left * 1000) + 1):
+            break
+        try:
+            out += os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+    return bytes(out)
+
+
 async def connected(hub: FakeHub, port: PtyPort, n: int = 1) -> None:
     await hub.wait_for(lambda: hub.count(Connect(True)) >= n and port.connected, f"connect #{n}")
 
@@ -175,10 +197,11 @@ async def sync_with_app(hub: FakeHub, ser: serial.Serial, token: bytes) -> None:
 # ---- options, usage, paths (no loop needed) ---------------------------------------
 
 
-def test_usage_declares_write_limit_with_its_default() -> None:
-    assert option_names(USAGE) == {"--write-limit"}
+def test_usage_declares_the_options_with_their_defaults() -> None:
+    assert option_names(USAGE) == {"--write-limit", "--frame", "--slow-client"}
     assert USAGE.startswith("Usage: pty [options]\n")
     assert f"Default {DEFAULT_WRITE_LIMIT}" in USAGE
+    assert "Default bytes." in USAGE and "Default block." in USAGE
     assert "[default:" not in USAGE
     assert PtyDriver.NAME == "pty" and PtyDriver.USAGE == USAGE and PtyDriver.DESCRIPTION
     assert "How it works on Linux" in (ptymod.__doc__ or "")
@@ -200,6 +223,78 @@ def test_bad_write_limit_is_a_usage_error(value: str) -> None:
         driver.config_arg(f"--write-limit={value}")
     assert info.value.text.startswith(("Invalid --write-limit value", "Invalid option value"))
     assert info.value.arg == f"--write-limit={value}"
+
+
+def test_frame_and_slow_client_options() -> None:
+    driver = PtyDriver(object())  # type: ignore[arg-type]
+    assert driver.options["--frame"] is Frame.BYTES
+    assert driver.options["--slow-client"] is SlowClient.BLOCK
+    assert driver.config_arg("--frame=line") and driver.options["--frame"] is Frame.LINE
+    assert driver.config_arg("--slow-client=DROP") and driver.options["--slow-client"] is SlowClient.DROP
+    assert driver.config_arg("--slow-client=block") and driver.options["--slow-client"] is SlowClient.BLOCK
+    # the mqtt driver's spellings of --frame
+    assert driver.config_arg("--frame=b") and driver.options["--frame"] is Frame.BYTES
+    assert driver.config_arg("--frame=L") and driver.options["--frame"] is Frame.LINE
+
+
+@pytest.mark.parametrize(
+    ("arg", "text"),
+    [
+        ("--frame=lines", "Invalid --frame value (bytes or line)"),
+        ("--slow-client=lose", "Invalid --slow-client value (block or drop)"),
+        ("--frame", "Invalid option value"),
+    ],
+)
+def test_bad_frame_and_slow_client_values_are_usage_errors(arg: str, text: str) -> None:
+    driver = PtyDriver(object())  # type: ignore[arg-type]
+    with pytest.raises(UsageError) as info:
+        driver.config_arg(arg)
+    assert info.value.text == text
+    assert info.value.arg == arg
+
+
+def test_default_port_keeps_bytes_and_block(tmp_path: Any) -> None:
+    config = make_port(object(), tmp_path / "app1").sessions.config
+    assert (config.frame, config.slow, config.limit) == (Frame.BYTES, SlowClient.BLOCK, DEFAULT_WRITE_LIMIT)
+
+
+def test_disconnect_means_drop_with_a_warning(tmp_path: Any) -> None:
+    """tcp-multi's value reaches the pty driver too (sticky options go to every driver)."""
+    port = make_port(object(), tmp_path / "app1", argv=("--slow-client=disconnect", "--frame=line"))
+    assert port.sessions.config.slow is SlowClient.DROP
+    assert port.sessions.config.frame is Frame.LINE
+    assert len(port.warnings) == 1 and "cannot close an application's end" in port.warnings[0]
+
+
+def test_options_meant_for_tcp_multi_and_mqtt_ports_reach_the_pty_ports_after_them(tmp_path: Any) -> None:
+    """Sticky options go to every driver (hub4com's rule): the values other drivers
+    take must not stop start-up."""
+    loop = asyncio.new_event_loop()
+    try:
+        cfg = build(
+            [
+                "--use-driver=tcp-multi",
+                "--slow-client=disconnect",
+                "--frame=line",
+                "127.0.0.1:0",
+                "--use-driver=pty",
+                str(tmp_path / "a"),
+                "--use-driver=mqtt",
+                "--frame=b",
+                "mqtt://127.0.0.1:1/x",
+                "--use-driver=pty",
+                "--slow-client=drop",
+                str(tmp_path / "b"),
+            ],
+            loop,
+        )
+        a, b = cfg.hub.ports[1], cfg.hub.ports[3]
+        assert isinstance(a, PtyPort) and isinstance(b, PtyPort)
+        assert (a.sessions.config.frame, a.sessions.config.slow) == (Frame.LINE, SlowClient.DROP)
+        assert a.warnings and not b.warnings
+        assert (b.sessions.config.frame, b.sessions.config.slow) == (Frame.BYTES, SlowClient.DROP)
+    finally:
+        loop.close()
 
 
 def test_existing_regular_file_is_refused_and_kept(tmp_path: Any) -> None:
@@ -593,6 +688,175 @@ def test_new_application_while_reading_is_paused(run: Any, tmp_path: Any) -> Non
             assert await asyncio.to_thread(read_fd, fd, 5) == b"fresh"
             os.close(fd)
             await disconnected(hub, port, 2)
+        finally:
+            port.close()
+
+    run(main())
+
+
+# ---- line framing and slow applications (--frame, --slow-client) -------------------------
+
+#: Numbered NMEA-like sentences of different lengths.
+SENTENCES = [b"$GPTXT,%05d,%s*00\r\n" % (i, b"x" * (i % 23)) for i in range(2000)]
+END = b"$GPTXT,END*00\r\n"
+PRIME = b"$PRIME*00\r\n"
+
+
+def in_pieces(data: bytes, seed: int) -> list[bytes]:
+    """`data` cut at random places (sentences get split), pieces of 1 to 3000 bytes."""
+    rng = random.Random(seed)
+    out, i = [], 0
+    while i < len(data):
+        n = rng.randint(1, 3000)
+        out.append(data[i : i + n])
+        i += n
+    return out
+
+
+def test_line_framing_an_application_starts_at_the_next_line(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", argv=("--frame=line",))
+        try:
+            unheard = b"$GPGGA,1*00\r\n$GPRMC,par"
+            port.write(LineData(unheard), 0)  # nobody there: lost
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(LineData(b"t of the RMC*00\r\n$GPVTG,"), 0)
+            port.write(LineData(b"1*00\r\n"), 0)
+            assert await asyncio.to_thread(read_fd_until, fd, b"\n") == b"$GPVTG,1*00\r\n"
+            assert await asyncio.to_thread(read_fd, fd, 1, POLL_INTERVAL_S) == b""
+            # skipping to the first line start is not a loss; the data nobody held the link for is
+            assert port.lost_total == len(unheard) and port.sessions.dropped_bytes == 0
+            assert port.bytes_out == len(b"$GPVTG,1*00\r\n")
+            os.close(fd)
+            await disconnected(hub, port)
+            # the next application opens at a line boundary: it starts at once
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port, 2)
+            port.write(LineData(b"$GPGSA*00\r\n"), 0)
+            assert await asyncio.to_thread(read_fd_until, fd, b"\n") == b"$GPGSA*00\r\n"
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_line_framing_nothing_before_the_first_line_end(run: Any, tmp_path: Any) -> None:
+    """Where the device's first line starts is unknown: a first application waits for a line end."""
+
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", argv=("--frame=line",))
+        try:
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(LineData(b"17,W,1*4A\r\n$GPGGA,2*00\r\n"), 0)
+            assert await asyncio.to_thread(read_fd_until, fd, b"\n") == b"$GPGGA,2*00\r\n"
+            assert port.lost_total == 0
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_line_framing_drop_loses_whole_lines_and_counts_them(
+    run: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An application that does not read: the kernel and its queue fill, then whole
+    sentences are dropped, counted; when it reads again it gets whole sentences only."""
+    stream = b"".join(SENTENCES)
+
+    async def main() -> None:
+        hub = FakeHub()
+        link = tmp_path / "app1"
+        port = started(hub, link, argv=("--frame=line", "--slow-client=drop", "--write-limit=4096"))
+        port.fc_sources = frozenset({0})  # even along a flow-control route, drop throttles nobody
+        try:
+            port.write(LineData(PRIME), 0)  # nobody there: lost; the stream is at a line start
+            fd = raw_open(link)
+            await connected(hub, port)
+            for piece in in_pieces(stream, seed=7):
+                port.write(LineData(piece), 0)
+            dropped = port.lost_total - len(PRIME)
+            assert dropped > 0 and port.sessions.dropped_lines > 0
+            assert hub.of(FlowControl) == []
+            assert port.queued_bytes() <= 4096 + 3000
+            assert "not reading" in port.status()
+            # the application reads again: the queue drains, then new sentences go straight through
+            reader = asyncio.ensure_future(asyncio.to_thread(read_fd_until, fd, END))
+            await hub.wait_for(lambda: port.queued_bytes() == 0, "the queue to drain")
+            port.write(LineData(END), 0)
+            got = await reader
+            assert got.endswith(END)
+            body = got[: -len(END)].splitlines(keepends=True)
+            index = {line: i for i, line in enumerate(SENTENCES)}
+            assert all(line in index for line in body), "a sentence was cut"
+            order = [index[line] for line in body]
+            assert order[0] == 0 and order == sorted(set(order))
+            missing = len(SENTENCES) - len(body)
+            assert missing == port.sessions.dropped_lines
+            assert len(stream) - sum(map(len, body)) == dropped == port.sessions.dropped_bytes
+            assert port.bytes_out == len(got)
+            assert f"dropped {missing} lines" in port.status()
+            os.close(fd)
+            await disconnected(hub, port)
+            return missing
+
+        finally:
+            port.close()
+
+    with caplog.at_level(logging.INFO, logger="drivers.pty"):
+        missing = run(main())
+    closed = [r.getMessage() for r in caplog.records if "the application closed" in r.getMessage()]
+    assert len(closed) == 1 and f"dropped {missing} lines" in closed[0], closed
+
+
+def test_line_framing_block_is_lossless_along_a_flow_control_route(run: Any, tmp_path: Any) -> None:
+    # About 29 kB: more than the kernel holds (16 to 24 KiB) plus the queue's high water,
+    # less than that plus the queue's hard limit (4 x 4096).
+    stream = b"".join(SENTENCES[:1000])
+
+    async def main() -> None:
+        hub = FakeHub()
+        link = tmp_path / "app1"
+        port = started(hub, link, argv=("--frame=line", "--write-limit=4096"))
+        port.fc_sources = frozenset({0})
+        try:
+            port.write(LineData(PRIME), 0)
+            fd = raw_open(link)
+            await connected(hub, port)
+            for piece in in_pieces(stream, seed=3):
+                port.write(LineData(piece), 0)
+            assert hub.of(FlowControl) == [FlowControl(True)]
+            assert await asyncio.to_thread(read_fd, fd, len(stream)) == stream
+            await hub.wait_for(lambda: hub.of(FlowControl)[-1] == FlowControl(False), "XON")
+            assert port.lost_total == len(PRIME) and port.sessions.dropped_bytes == 0
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_drop_sends_no_xoff_and_bytes_framing_cuts_anywhere(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        link = tmp_path / "app1"
+        port = started(hub, link, argv=("--slow-client=drop", "--write-limit=3000"))
+        port.fc_sources = frozenset({0})
+        try:
+            fd = raw_open(link)
+            await connected(hub, port)
+            blob = os.urandom(64 * 1024)
+            port.write(LineData(blob), 0)  # the kernel takes part, the queue the rest
+            port.write(LineData(b"more"), 0)  # the queue is full: dropped
+            assert port.lost_total == 4 and port.sessions.dropped_lines == 0
+            assert hub.of(FlowControl) == []
+            assert await asyncio.to_thread(read_fd, fd, len(blob)) == blob
+            os.close(fd)
         finally:
             port.close()
 

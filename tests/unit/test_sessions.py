@@ -447,6 +447,105 @@ def test_remove_counts_the_queue_as_dropped():
     assert ss.stalled == 0
 
 
+# ---- one session with a sink that takes part of a chunk (the pty) ------------------------
+
+
+class PartialClient:
+    """A session whose sink writes only what fits in `room` and returns the rest,
+    as the pty port's sink does with a pty master that is full."""
+
+    def __init__(self, ss: SessionSet, room: int = 0):
+        self.ss = ss
+        self.room = room
+        self.out = bytearray()
+        self.calls: list[int] = []
+        self.session = Session(1, "pty", self.sink, 0.0)
+        ss.add(self.session, 0.0)
+
+    def sink(self, data: bytes | memoryview) -> bytes | memoryview | None:
+        n = min(self.room, len(data))
+        self.calls.append(n)
+        self.out += data[:n]
+        self.room -= n
+        if n == len(data):
+            return None
+        return memoryview(data)[n:]
+
+    def read(self, n: int) -> None:
+        """The application read `n` bytes: room for more, and the fd is writable."""
+        self.room += n
+        self.ss.resume(self.session)
+
+
+def test_a_sink_that_takes_part_keeps_the_rest_at_the_head_of_the_queue():
+    ss = make(slow=SlowClient.BLOCK, limit=30)  # high water 20, low water 10
+    c = PartialClient(ss, room=4)
+    ss.send(b"abcdefgh", 0.0)
+    assert bytes(c.out) == b"abcd"
+    assert not c.session.writable
+    assert c.session.queued == 4 and bytes(c.session.queue[0]) == b"efgh"
+    ss.send(b"ijklmnopqrstuvwxyz", 0.0)  # queued behind the rest, not offered to the sink
+    assert c.calls == [4]
+    assert c.session.queued == 22 and ss.blocking  # the rest counts towards the watermarks
+    c.read(6)
+    assert bytes(c.out) == b"abcdefghij"
+    assert c.session.queued == 16 and not c.session.writable and ss.blocking
+    c.read(100)
+    assert bytes(c.out) == b"abcdefghijklmnopqrstuvwxyz"
+    assert c.session.queued == 0 and c.session.writable and not ss.blocking
+    ss.send(b"!", 0.0)
+    assert bytes(c.out).endswith(b"!")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cuts=st.lists(st.integers(0, 4000), max_size=40),
+    reads=st.lists(st.integers(0, 200), max_size=60),
+    limit=st.integers(0, 300),
+)
+def test_a_partial_sink_with_line_framing_gets_whole_lines_and_counts_the_rest(cuts, reads, limit):
+    """The half-written line is completed from the queue; drops are whole lines,
+    and what was not delivered is exactly what was counted."""
+    lines = numbered_lines(60)
+    stream = b"".join(lines)
+    bounds = sorted({0, len(stream), *(x % (len(stream) + 1) for x in cuts)})
+    chunks = [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    ss = make(frame=Frame.LINE, limit=limit)
+    c = PartialClient(ss)
+    for i, chunk in enumerate(chunks):
+        ss.send(chunk, 0.0)
+        if reads:
+            c.read(reads[i % len(reads)])
+    c.read(len(stream))
+    got = split_lines(bytes(c.out))
+    assert all(line.endswith(b"\n") for line in got), got
+    assert is_subsequence(got, lines)
+    assert len(c.out) + c.session.dropped_bytes == len(stream)
+    assert len(got) + c.session.dropped_lines == len(lines)
+
+
+def test_purge_empties_the_queue_without_a_loss():
+    ss = make(slow=SlowClient.BLOCK, limit=30)
+    c = PartialClient(ss, room=0)
+    ss.send(b"x" * 25, 0.0)
+    assert ss.blocking
+    assert ss.purge(c.session) == 25
+    assert c.session.queued == 0 and not ss.blocking
+    assert c.session.dropped_bytes == 0 == ss.dropped_bytes
+    assert ss.purge(c.session) == 0
+
+
+def test_purge_with_lines_resumes_at_the_next_line_start():
+    ss = make(frame=Frame.LINE, limit=100)
+    c = PartialClient(ss, room=10)
+    ss.send(b"$FIRST,abcdefghij\n$SECOND,", 0.0)  # 10 bytes out, the rest queued
+    ss.purge(c.session)
+    ss.send(b"rest of the second\n$THIRD\n", 0.0)
+    c.read(100)
+    assert bytes(c.out) == b"$FIRST,abc$THIRD\n"  # the cut is the purge's, not a drop
+    assert c.session.dropped_bytes == 0
+
+
 # ---- admission --------------------------------------------------------------------------
 
 
