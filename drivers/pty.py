@@ -761,8 +761,11 @@ class PtyPort(Port):
             log.debug("%s: reading line settings: %s", self.name, _strerror(exc))
             return None
 
-    def _line_changed(self) -> None:
-        """The application changed termios (TIOCPKT_IOCTL): report what changed."""
+    def _line_changed(self) -> LineSettings | None:
+        """The application changed termios (TIOCPKT_IOCTL): report what changed.
+
+        Returns the settings read (None if they could not be read).
+        """
         try:
             line, lflag = read_line_settings(self._fd)
             if self._packet and not lflag & _EXTPROC:
@@ -770,12 +773,13 @@ class PtyPort(Port):
                 update_termios(self._fd, lflag_on=_EXTPROC)
         except (OSError, termios.error) as exc:
             log.debug("%s: reading line settings: %s", self.name, _strerror(exc))
-            return
+            return None
         old, self._line = self._line, line
         if self.connected:
             msgs = self._line_messages(old, line)
             if msgs:
                 self.emit(msgs)
+        return line
 
     def _line_messages(self, old: LineSettings | None, new: LineSettings | None) -> list[Message]:
         """RBR/RLC messages for the wanted settings that differ between `old` and `new`."""
@@ -789,11 +793,24 @@ class PtyPort(Port):
         return msgs
 
     def _set_line(self, baud: int | None = None, stop_bits: StopBits | None = None) -> None:
-        """Apply SET_BR/SET_LC to the slave's termios without reporting it back."""
+        """Apply SET_BR/SET_LC to the slave's termios without reporting it back.
+
+        Settings the slave already has are not written. Writing termios is a
+        read-modify-write the application can race: a change it makes between
+        the port's read and write is overwritten, and its notice then reads back
+        what the port wrote, so the change is lost unreported. The usual SET_BR
+        and SET_LC (an RFC 2217 server's answers echoing what the port reported)
+        set nothing new and so never race; only a real change from the far end
+        can meet the application's own, and then the last writer wins.
+        """
         if self._fd < 0:
             return
         if self._packet:
-            self._line_changed()  # report a change the application made just before
+            current = self._line_changed()  # report a change the application made just before
+        else:
+            current = self._read_line()
+        if current is not None and _has_settings(current, baud, stop_bits):
+            return
         try:
             update_termios(self._fd, baud=baud, stop_bits=stop_bits)
         except (OSError, termios.error) as exc:
@@ -802,15 +819,20 @@ class PtyPort(Port):
         if line is None:
             return
         self._line = line
-        if (baud is not None and line.baud != baud) or (
-            stop_bits is not None and (line.stop_bits == StopBits.ONE) != (stop_bits == StopBits.ONE)
-        ):
+        if not _has_settings(line, baud, stop_bits):
             log.warning("%s: %s did not take", self.name, _describe(baud, stop_bits))
 
     def _warn_once(self, key: str, fmt: str, *args: object) -> None:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(fmt, *args)
+
+
+def _has_settings(line: LineSettings, baud: int | None, stop_bits: StopBits | None) -> bool:
+    """`line` has the baud rate and stop bits asked for (None: any); 1.5 stop bits are two."""
+    if baud is not None and line.baud != baud:
+        return False
+    return stop_bits is None or (line.stop_bits == StopBits.ONE) == (stop_bits == StopBits.ONE)
 
 
 def _describe(baud: int | None, stop_bits: StopBits | None) -> str:

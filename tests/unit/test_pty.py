@@ -991,6 +991,45 @@ def test_set_baud_and_line_control_reach_the_application_without_feedback(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+@pytest.mark.parametrize(
+    "msg", [SetBaud(9600), SetLineControl(LineControl(stop_bits=StopBits.TWO))], ids=["baud", "stop-bits"]
+)
+def test_setting_the_value_the_slave_has_does_not_undo_the_applications_change(
+    run: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, msg: Message
+) -> None:
+    """The RFC 2217 server's answer echoes the settings the port reported; applying
+    it must not write termios, or an application changing the baud rate at that
+    moment has its change overwritten (the port reads termios, the application
+    sets 57600, the port writes the old settings back) and never reported."""
+
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", wanted=In.RBR | In.RLC)
+        try:
+            ser = app_open(tmp_path / "app1", baudrate=9600, stopbits=serial.STOPBITS_TWO)
+            await connected(hub, port)
+            await hub.wait_for(lambda: hub.of(RemoteBaudStatus)[-1:] == [RemoteBaudStatus(9600)], "9600")
+            await sync_with_app(hub, ser, b"sync")
+            real_read = ptymod.read_line_settings
+
+            def read_then_the_application_changes(fd: int) -> Any:
+                # The application's tcsetattr lands just after the port read termios.
+                got = real_read(fd)
+                monkeypatch.setattr(ptymod, "read_line_settings", real_read)
+                ser.baudrate = 57600
+                return got
+
+            monkeypatch.setattr(ptymod, "read_line_settings", read_then_the_application_changes)
+            port.write(msg, 0)
+            await hub.wait_for(lambda: RemoteBaudStatus(57600) in hub.msgs, "RBR 57600")
+            assert termios.tcgetattr(ser.fileno())[5] == termios.B57600
+            ser.close()
+        finally:
+            port.close()
+
+    run(main())
+
+
 def test_data_bits_and_parity_are_ignored_with_one_warning(
     tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
