@@ -333,6 +333,11 @@ class TelnetFilter(Filter):
         self._timer: Timer | None = None
         # Kept across sessions (replayed by a client, answered from by a server).
         self._known: dict[ComPort, Any] = dict.fromkeys(_SETTINGS)
+        #: Client: the value the hub last asked for, per setting (_known is what the
+        #: server last said it has; a late answer may differ from the last request),
+        #: and how many requests await an answer.
+        self._requested: dict[ComPort, Any] = dict.fromkeys(_SETTINGS)
+        self._unanswered: dict[ComPort, int] = dict.fromkeys(_SETTINGS, 0)
         self._pins: dict[str, bool] = {}  #: client: BREAK/DTR/RTS as last set by the hub
         self._msr = 0  #: server: the real port's CTS/DSR/RI/DCD
         self._xoff = 0  #: FlowControl(xoff) count received through OUT
@@ -582,6 +587,7 @@ class TelnetFilter(Filter):
             self.log.debug("%r: %s reply %r ignored", self, cmd.name, value)
             return
         self._known[cmd] = took  # what the remote port really has
+        self._unanswered[cmd] = max(0, self._unanswered[cmd] - 1)
         if st.local in self.wanted:
             out.append(st.local_status(took))
 
@@ -601,9 +607,10 @@ class TelnetFilter(Filter):
     def _replay(self, s: _Session, wire: list[bytes]) -> None:
         """Client: COM-PORT was agreed; send everything the hub already asked for."""
         eng = s.engine
-        for cmd, value in self._known.items():
+        for cmd, value in self._requested.items():
+            self._unanswered[cmd] = 0
             if value is not None:
-                self._send_setting(eng, cmd, value, wire)
+                self._cli_request(eng, cmd, value, wire)
         for line in _LINES:
             on = self._pins.get(line.name)
             if on is not None:
@@ -709,10 +716,19 @@ class TelnetFilter(Filter):
     def _cli_out_setting(self, msg: SetBaud | SetLineControl, out: _Msgs, wire: _Wire) -> None:
         s = self._active()
         for cmd, value in _settings_of(msg).items():
-            if self._known[cmd] != value:
-                self._known[cmd] = value
-                if s is not None:
-                    self._send_setting(s.engine, cmd, value, wire)
+            # A repeat of the last request is skipped while it awaits its answer or
+            # once the server has the value; after a late answer to an earlier
+            # request, or a refusal, the server has something else and it goes again.
+            if value == self._requested[cmd] and (self._unanswered[cmd] or value == self._known[cmd]):
+                continue
+            self._requested[cmd] = value
+            if s is not None:
+                self._cli_request(s.engine, cmd, value, wire)
+
+    def _cli_request(self, eng: TelnetEngine, cmd: ComPort, value: Any, wire: _Wire) -> None:
+        self._requested[cmd] = value
+        self._unanswered[cmd] += 1
+        self._send_setting(eng, cmd, value, wire)
 
     def _cli_out_pins(self, msg: SetPins, out: _Msgs, wire: _Wire) -> None:
         s = self._active()

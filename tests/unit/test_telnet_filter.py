@@ -696,6 +696,19 @@ def test_client_resends_a_rejected_setting() -> None:
     assert write(f, SetBaud(250000)) == ([], client_cmd(ComPort.SET_BAUDRATE, 250000))
 
 
+def test_client_sends_a_request_again_after_a_late_answer() -> None:
+    # 9600 then 57600 are asked for before the 9600 answer arrives; that late
+    # answer must not make a new request for 9600 look already done.
+    f, _ = make("client", wanted=In.LBR)
+    assert write(f, SetBaud(9600)) == ([], client_cmd(ComPort.SET_BAUDRATE, 9600))
+    assert write(f, SetBaud(57600)) == ([], client_cmd(ComPort.SET_BAUDRATE, 57600))
+    assert feed(f, server_cmd(ComPort.SET_BAUDRATE, 9600)) == ([LocalBaudStatus(9600)], b"")
+    assert write(f, SetBaud(9600)) == ([], client_cmd(ComPort.SET_BAUDRATE, 9600))
+    assert feed(f, server_cmd(ComPort.SET_BAUDRATE, 57600)) == ([LocalBaudStatus(57600)], b"")
+    assert feed(f, server_cmd(ComPort.SET_BAUDRATE, 9600)) == ([LocalBaudStatus(9600)], b"")
+    assert write(f, SetBaud(9600)) == ([], b"")  # asked for and confirmed: nothing to send
+
+
 def test_client_session_end() -> None:
     f, _ = make("client", wanted=In.CTS | In.DCD)
     feed(f, server_cmd(ComPort.FLOWCONTROL_SUSPEND))
