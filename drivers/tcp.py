@@ -72,6 +72,7 @@ from hub.messages import Connect, Message
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
 
 from . import _netsec
+from ._accept import Acceptor
 from ._netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
 
 __all__ = [
@@ -128,17 +129,11 @@ in; --interface=127.0.0.1 keeps it local (an explicit --interface=0.0.0.0
 says every interface is meant).
 """
 
-#: Connections accepted or refused per readiness callback (keeps the loop fair).
-_ACCEPT_BATCH = 32
 #: After a failed connect attempt: least delay, doubled per failure up to the max.
 _RETRY_MIN_S = 0.1
 _RETRY_MAX_S = 2.0
-#: Pause before watching a listening socket again after EMFILE and the like.
-_ACCEPT_PAUSE_S = 1.0
 #: Retry delay for a listener whose interface name did not resolve or bind.
 _LISTEN_RETRY_S = 5.0
-#: accept() errors that mean "out of resources", not "this connection failed".
-_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 #: Errors that make the default listener fall back from "::" to "0.0.0.0".
 _NO_IPV6_ERRNOS = frozenset({errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT})
 #: SO_LINGER on, 0 s: close() sends RST (refusing a connection).
@@ -387,14 +382,14 @@ class _Listener:
         self.sock: socket.socket | None = None
         self.ports: list[TcpPort] = []
         self._idle: list[TcpPort] = []
-        self._watching = False
-        self._retry: asyncio.TimerHandle | None = None
+        self._retry: asyncio.TimerHandle | None = None  # opening by name failed: try again
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.policy = policy or ListenerPolicy()
         self.ssl_context = ssl_context
         self.gate = Gate(self.policy, ports=0)
-        self.gate.limit.on_release = self._watch
+        self._acceptor = Acceptor(lambda: self.label, self._has_room, self._accepted)
+        self.gate.limit.on_release = self._acceptor.watch
         #: TLS connections in their handshake, and established ones waiting for a port.
         self._handshakes: dict[_TcpProtocol, asyncio.Task[None]] = {}
         self._ready: deque[_TcpProtocol] = deque()
@@ -488,7 +483,8 @@ class _Listener:
         if self.ssl_context is not None:
             tls = " (TLS, client certificates required)" if self.policy.authenticates else " (TLS)"
         log.info("Listening on %s%s", self.address, tls)
-        self._watch()
+        assert self.sock is not None
+        self._acceptor.start(self.loop, self.sock)
 
     # ---- ports ------------------------------------------------------------
 
@@ -506,7 +502,7 @@ class _Listener:
             self._idle.remove(port)
         if self.ports:
             if not self._idle:
-                self._unwatch()
+                self._acceptor.unwatch()
             return False
         self.close()
         return True
@@ -516,7 +512,7 @@ class _Listener:
         if port not in self._idle:
             self._idle.append(port)
         self._dispatch()
-        self._watch()
+        self._acceptor.watch()
 
     def _next_port(self) -> TcpPort | None:
         """The idle port to offer the next connection: highest priority, then first given."""
@@ -526,65 +522,28 @@ class _Listener:
 
     # ---- accepting --------------------------------------------------------
 
-    def _watch(self) -> None:
-        if (
-            self.sock is not None
-            and not self._watching
-            and self._idle
-            and self._retry is None
-            and not self._closed
-            and not self.gate.limit.full
-        ):
-            self.loop.add_reader(self.sock, self._on_acceptable)
-            self._watching = True
+    def _has_room(self) -> bool:
+        return bool(self._idle) and not self.gate.limit.full
 
-    def _unwatch(self) -> None:
-        if self._watching and self.sock is not None:
-            self._watching = False
-            try:
-                self.loop.remove_reader(self.sock)
-            except (RuntimeError, ValueError, OSError):
-                pass  # the loop is already closed; nothing left to stop watching
-
-    def _resume_watching(self) -> None:
-        self._retry = None
-        self._watch()
-
-    def _on_acceptable(self) -> None:
-        sock = self.sock
-        assert sock is not None
-        for _ in range(_ACCEPT_BATCH):
-            port = self._next_port()
-            if port is None or self.gate.limit.full:
-                self._unwatch()  # deferred: the connection stays in the backlog
-                return
-            try:
-                conn, addr = sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in _RESOURCE_ERRNOS:
-                    log.error("%s: cannot accept: %s; pausing", self.label, _reason(exc))
-                    self._unwatch()
-                    self._retry = self.loop.call_later(_ACCEPT_PAUSE_S, self._resume_watching)
-                    return
-                log.debug("%s: accept failed: %s", self.label, exc)
-                continue
-            peer = _format_sockaddr(addr)
-            if port.address.reject and port.connection_counter == 0:
-                self.gate.refused(Verdict.REFUSED)
-                self._refuse(conn, peer, Verdict.REFUSED, port)
-                continue
-            host = str(addr[0]) if isinstance(addr, tuple) else str(addr)
-            verdict, ticket = self.gate.admit(host, self.loop.time())
-            if ticket is None:
-                self._refuse(conn, peer, verdict, port)
-                continue
-            if self.ssl_context is None:
-                self._idle.remove(port)
-                port._take(conn, peer, ticket)
-            else:
-                self._handshake(conn, peer, ticket)
+    def _accepted(self, conn: socket.socket, addr: Any) -> None:
+        """A new connection (the acceptor made sure a port is idle): admit or refuse it."""
+        port = self._next_port()
+        assert port is not None
+        peer = _format_sockaddr(addr)
+        if port.address.reject and port.connection_counter == 0:
+            self.gate.refused(Verdict.REFUSED)
+            self._refuse(conn, peer, Verdict.REFUSED, port)
+            return
+        host = str(addr[0]) if isinstance(addr, tuple) else str(addr)
+        verdict, ticket = self.gate.admit(host, self.loop.time())
+        if ticket is None:
+            self._refuse(conn, peer, verdict, port)
+            return
+        if self.ssl_context is None:
+            self._idle.remove(port)
+            port._take(conn, peer, ticket)
+        else:
+            self._handshake(conn, peer, ticket)
 
     def _refuse(self, conn: socket.socket, peer: str, verdict: Verdict, port: TcpPort) -> None:
         """Reset a refused connection and log it (once per address and interval)."""
@@ -682,7 +641,7 @@ class _Listener:
     def close(self) -> None:
         """Stop listening; drop handshakes and waiting connections. Never raises."""
         self._closed = True
-        self._unwatch()
+        self._acceptor.close()
         for timer in (self._retry, self._flush_timer):
             if timer is not None:
                 timer.cancel()

@@ -35,6 +35,7 @@ from hub.messages import Message
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
 
 from . import _netsec
+from ._accept import Acceptor
 from ._netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
 from ._sessions import (
     Chunk,
@@ -125,12 +126,6 @@ Recipes:
 
 #: Errors that make the default listener fall back from "::" to "0.0.0.0".
 _NO_IPV6_ERRNOS = frozenset({errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT})
-#: accept() errors that mean "out of resources", not "this connection failed".
-_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-#: Connections accepted per readiness callback (keeps the loop fair).
-_ACCEPT_BATCH = 32
-#: Pause before watching the listening socket again after EMFILE and the like.
-_ACCEPT_PAUSE_S = 1.0
 #: The gate's "ports" without --max-clients: no connection limit in practice.
 _NO_LIMIT = 1 << 30
 #: SO_LINGER on, 0 s: close() sends RST (refusing a connection).
@@ -379,13 +374,12 @@ class TcpMultiPort(Port):
         #: Logged at start (so that a start-up error stays one line).
         self.warnings = warnings or []
         self.gate = Gate(self.policy, ports=config.max_clients or _NO_LIMIT)
-        self.gate.limit.on_release = self._watch
+        self._acceptor = Acceptor(lambda: self.name, self._has_room, self._on_connection)
+        self.gate.limit.on_release = self._acceptor.watch
         #: Refusals for --max-clients, logged once per address and interval.
         self._refusals = LogLimiter(self.gate.log.interval_s)
         self._block = config.slow is SlowClient.BLOCK
         self._sock: socket.socket | None = None
-        self._watching = False
-        self._retry: asyncio.TimerHandle | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
         #: Accepted connections being wrapped in a transport (TLS: handshaking).
         self._wrapping: set[asyncio.Task[None]] = set()
@@ -435,19 +429,18 @@ class TcpMultiPort(Port):
         log.info("%s: listening on %s%s", self.name, self.address, tls)
         for text in self.warnings:
             log.warning("Warning: %s", text)
-        self._watch()
+        self._acceptor.start(self.hub.loop, sock)
 
     def close(self) -> None:
         """Stop listening and close every session. Never raises."""
         if self._closed:
             return
         self._closed = True
-        self._unwatch()
+        self._acceptor.close()
         self._cancel_timer()
-        for timer in (self._retry, self._flush_timer):
-            if timer is not None:
-                timer.cancel()
-        self._retry = self._flush_timer = None
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         wrapping, self._wrapping = self._wrapping, set()
         for task in wrapping:
             task.cancel()
@@ -466,64 +459,27 @@ class TcpMultiPort(Port):
 
     # ---- accepting ----------------------------------------------------------------
 
-    def _watch(self) -> None:
-        if (
-            self._sock is not None
-            and not self._watching
-            and not self._closed
-            and self._retry is None
-            and not self.gate.limit.full
-        ):
-            self.hub.loop.add_reader(self._sock, self._on_acceptable)
-            self._watching = True
+    def _has_room(self) -> bool:
+        return not self.gate.limit.full  # --max-connections: the rest waits in the backlog
 
-    def _unwatch(self) -> None:
-        if self._watching and self._sock is not None:
-            self._watching = False
-            try:
-                self.hub.loop.remove_reader(self._sock)
-            except (RuntimeError, ValueError, OSError):
-                pass  # the loop is already closed; nothing left to stop watching
-
-    def _resume_watching(self) -> None:
-        self._retry = None
-        self._watch()
-
-    def _on_acceptable(self) -> None:
-        sock = self._sock
-        assert sock is not None
+    def _on_connection(self, conn: socket.socket, addr: Any) -> None:
+        """A new connection: refuse it, or wrap it in a transport (TLS: handshake)."""
         loop = self.hub.loop
-        for _ in range(_ACCEPT_BATCH):
-            if self.gate.limit.full:
-                self._unwatch()  # --max-connections: the rest waits in the backlog
-                return
-            try:
-                conn, addr = sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in _RESOURCE_ERRNOS:
-                    log.error("%s: cannot accept: %s; pausing", self.name, exc.strerror or exc)
-                    self._unwatch()
-                    self._retry = loop.call_later(_ACCEPT_PAUSE_S, self._resume_watching)
-                    return
-                log.debug("%s: accept failed: %s", self.name, exc)
-                continue
-            peer = _format_sockaddr(addr)
-            host = str(addr[0]) if isinstance(addr, tuple) else str(addr)
-            verdict, ticket = self.gate.admit(host, loop.time())
-            if ticket is None:
-                _refuse(conn)
-                text = self.gate.refusal_text(verdict, peer, loop.time())
-                if text is None:
-                    self._arm_flush()
-                else:
-                    log.warning("%s: %s", self.name, text)
-                continue
-            proto = _SessionProtocol(self, peer, ticket)
-            task = loop.create_task(self._wrap(proto, conn))
-            self._wrapping.add(task)
-            task.add_done_callback(self._wrapping.discard)
+        peer = _format_sockaddr(addr)
+        host = str(addr[0]) if isinstance(addr, tuple) else str(addr)
+        verdict, ticket = self.gate.admit(host, loop.time())
+        if ticket is None:
+            _refuse(conn)
+            text = self.gate.refusal_text(verdict, peer, loop.time())
+            if text is None:
+                self._arm_flush()
+            else:
+                log.warning("%s: %s", self.name, text)
+            return
+        proto = _SessionProtocol(self, peer, ticket)
+        task = loop.create_task(self._wrap(proto, conn))
+        self._wrapping.add(task)
+        task.add_done_callback(self._wrapping.discard)
 
     async def _wrap(self, proto: _SessionProtocol, conn: socket.socket) -> None:
         """Make a transport of an accepted connection (TLS: the handshake)."""
