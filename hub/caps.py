@@ -42,6 +42,8 @@ class In(enum.IntFlag):
     PURGE_TX_IN = 1 << 19
     LBR = 1 << 20
     LLC = 1 << 21
+    LFLOW = 1 << 22
+    RFLOW = 1 << 23
     MODEM = CTS | DSR | RI | DCD
     LSR = LSR_OE | LSR_PE | LSR_FE | LSR_BI | LSR_FIFOERR
 
@@ -85,6 +87,7 @@ class Out(enum.IntFlag):
     SET_BR = 1 << 24
     SET_LC = 1 << 25
     PURGE_TX = 1 << 26
+    SET_FLOW = 1 << 27
     MODEM = CTS | DSR | RI | DCD
     LSR = LSR_OE | LSR_PE | LSR_FE | LSR_BI | LSR_FIFOERR
 
@@ -123,6 +126,8 @@ _IN_WORDS = {
     In.PURGE_TX_IN: "purge requests",
     In.LBR: "local baud rate",
     In.LLC: "local line control",
+    In.LFLOW: "local flow control",
+    In.RFLOW: "remote flow control",
 }
 
 _OUT_WORDS = {
@@ -143,6 +148,7 @@ _OUT_WORDS = {
     Out.SET_BR: "baud rate",
     Out.SET_LC: "line control",
     Out.PURGE_TX: "purge",
+    Out.SET_FLOW: "flow control",
 }
 
 

@@ -16,8 +16,8 @@ from typing import Any, TextIO
 
 from .args import Arg, expand, option_value, parse_port_list, split_filter_args, split_quoted, unquote
 from .errors import UsageError
-from .filter import Filter
-from .hub import Hub, Slot
+from .filter import Filter, FilterContext
+from .hub import Hub
 from .options import match_option, option_names, parse_options
 from .port import Driver
 from .registry import DRIVERS, FILTERS, PluginError, Registry
@@ -55,6 +55,10 @@ class FilterSpec:
     group: str
     name: str
     config: Any
+
+    def make(self, ctx: FilterContext) -> Filter:
+        """One instance (per port, or per session of a port that serves many)."""
+        return self.cls(ctx, self.config)
 
 
 class _FilterModule:
@@ -168,8 +172,7 @@ class _Builder:
             except UsageError as exc:
                 raise exc.with_source(arg.text, arg.source) from None
         for p, spec, use_in, use_out, srcs in self.attachments:
-            flt = spec.cls(self.hub.context(p, spec.name), spec.config)
-            self.hub.attach(p, Slot(flt, use_in, use_out, srcs))
+            self.hub.attach(p, spec.name, spec.make, use_in, use_out, srcs)
         for d in self.drivers.values():
             d.config_stop(self.hub.ports)
         routes = self.routes.finish(len(self.hub.ports))

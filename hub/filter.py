@@ -4,6 +4,10 @@ A filter is sans-IO: messages in, messages out, timers requested through its
 context. Outputs are appended to caller-owned lists; passing a message on
 unchanged means appending the same object.
 
+On a port that serves many sessions (tcp-multi) every session has its own
+instance of each filter (hub.chain), made with the same configuration; the
+context's `port_name` then names the session ("TCPM(1)#3").
+
 Port layout (spec 1.7)::
 
     port driver <-> L[0] <-> L[1] <-> ... <-> L[n-1] <-> hub routing
@@ -44,6 +48,14 @@ class FilterContext(Protocol):
     #: The filter's name (FN in --create-filter), e.g. "telnet".
     name: str
     log: logging.Logger
+
+    @property
+    def observer(self) -> bool:
+        """True while the connection this instance serves is an observer (a
+        --read-only port, or a session another session holds control of): its
+        peer's requests are answered with the port's current values, not applied.
+        May change over time (--recv-from=last-active)."""
+        ...
 
     def port_name_of(self, index: int) -> str:
         """Display name of any port (for messages about sources)."""

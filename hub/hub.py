@@ -10,6 +10,13 @@ Life of a message read from port S (spec 2.3):
    first (skipping instances whose source list excludes S), and what is left
    is written to D.
 
+Each port's filters form its `Chain` (hub.chain). A port that serves many
+sessions (``Port.serves_sessions``, the tcp-multi listener) keeps its filters as
+templates: each session gets a chain of fresh instances (`session_chain`), so a
+filter works per session exactly as on a port of its own, and the port's own
+chain is empty. Capabilities are negotiated once per port; session instances
+take the port's result.
+
 Drivers may call back into the hub from inside a write (the connector does);
 such calls are queued and handled when the current one is done, in order.
 """
@@ -20,48 +27,42 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .caps import In, Out, describe_in, describe_out
-from .filter import Filter
+from .chain import Chain, Factory, Slot
 from .messages import FlowControl, LineData, Message
 from .port import Port
 from .routes import Routes
 
-__all__ = ["Hub", "Slot"]
+__all__ = ["Chain", "Hub", "Slot"]
 
 log = logging.getLogger("hub")
 
 
-@dataclass(eq=False)
-class Slot:
-    """One filter instance attached to one port, with the methods it uses there."""
-
-    filter: Filter
-    use_in: bool
-    use_out: bool
-    #: OUT only runs for messages from these sources (None: from every source).
-    sources: frozenset[int] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.filter.ctx.name
-
-
 class _Context:
-    """The FilterContext the hub hands one filter instance."""
+    """The FilterContext the hub hands one filter instance (on a port or a session)."""
 
-    def __init__(self, hub: Hub, port: int, name: str):
+    def __init__(self, hub: Hub, port: int, name: str, pos: int):
         self._hub = hub
         self.port = port
         self.name = name
-        self.pos = -1  # set when the slot is appended
+        self.pos = pos
+        #: Set once the instance's chain exists.
+        self.chain: Chain | None = None
         self.log = logging.getLogger(f"filters.{name}")
 
     @property
     def port_name(self) -> str:
-        return self._hub.ports[self.port].name
+        chain = self.chain
+        return chain.name if chain is not None else self._hub.ports[self.port].name
+
+    @property
+    def observer(self) -> bool:
+        chain = self.chain
+        if chain is not None and chain.observer is not None:
+            return chain.observer()
+        return self._hub.ports[self.port].observer
 
     def port_name_of(self, index: int) -> str:
         return self._hub.ports[index].name
@@ -73,24 +74,28 @@ class _Context:
         return self._hub.loop.time()
 
     def send_in(self, msgs: list[Message]) -> None:
-        self._hub._enqueue(self._hub._in_from, self.port, self.pos + 1, msgs)
+        assert self.chain is not None
+        self._hub._enqueue(self.chain.run_in, self.pos + 1, msgs)
 
     def send_out(self, msgs: list[Message], src: int | None = None) -> None:
-        self._hub._enqueue(self._hub._out_below, self.port, self.pos, msgs, src)
+        assert self.chain is not None
+        self._hub._enqueue(self.chain.run_out_below, self.pos, msgs, src)
 
 
 class Hub:
-    """Owns the ports, their filter slots and the routes; routes every message."""
+    """Owns the ports, their filter chains and the routes; routes every message."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None):
         self.loop: asyncio.AbstractEventLoop = loop or asyncio.get_event_loop_policy().get_event_loop()
         self.ports: list[Port] = []
+        #: Each port's filters as configured (for a port that serves sessions: the
+        #: templates its session chains are made from).
         self.slots: list[list[Slot]] = []
+        #: Each port's own chain (empty for a port that serves sessions).
+        self.chains: list[Chain] = []
         self.routes = Routes({}, {})
         self._data: list[tuple[int, ...]] = []
         self._fc: list[tuple[int, ...]] = []
-        self._in_slots: list[list[tuple[int, Slot]]] = []
-        self._out_slots: list[list[Slot]] = []
         self._queue: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = collections.deque()
         self._busy = False
         self.started = False
@@ -102,24 +107,91 @@ class Hub:
         self.ports.append(port)
         self.slots.append([])
 
-    def context(self, port: int, name: str) -> _Context:
-        return _Context(self, port, name)
-
-    def attach(self, port: int, slot: Slot) -> None:
-        ctx = slot.filter.ctx
-        if isinstance(ctx, _Context):
-            ctx.pos = len(self.slots[port])
+    def attach(
+        self,
+        port: int,
+        name: str,
+        make: Factory,
+        use_in: bool,
+        use_out: bool,
+        sources: frozenset[int] | None = None,
+    ) -> Slot:
+        """Create a filter instance with `make` and append it to `port`'s filters."""
+        ctx = _Context(self, port, name, len(self.slots[port]))
+        slot = Slot(make(ctx), use_in, use_out, sources, make)
         self.slots[port].append(slot)
+        return slot
 
     def set_routes(self, routes: Routes) -> None:
+        """Install the final routes and build every port's chain."""
         self.routes = routes
         n = len(self.ports)
         self._data = [routes.data.get(i, ()) for i in range(n)]
         self._fc = [routes.fc.get(i, ()) for i in range(n)]
+        self.chains = []
         for i, port in enumerate(self.ports):
             port.fc_sources = frozenset(routes.fc.get(i, ()))
-        self._in_slots = [[(k, s) for k, s in enumerate(sl) if s.use_in] for sl in self.slots]
-        self._out_slots = [[s for s in reversed(sl) if s.use_out] for sl in self.slots]
+            slots = [] if port.serves_sessions else self.slots[i]
+            chain = Chain(self, i, port.name, slots, self._port_writer(port), self._hub_reader(port))
+            for slot in slots:
+                slot.filter.ctx.chain = chain  # type: ignore[attr-defined]
+            self.chains.append(chain)
+
+    def _port_writer(self, port: Port) -> Callable[[Message, int], None]:
+        write_data, write = port.write_data, port.write
+
+        def to_port(m: Message, src: int) -> None:
+            if type(m) is LineData:
+                write_data(m.data, src)  # type: ignore[union-attr]
+            else:
+                write(m, src)
+
+        return to_port
+
+    def _hub_reader(self, port: Port) -> Callable[[list[Message]], None]:
+        route, index, gate = self._route, port.index, port.gate_in
+        if gate is None:
+            return lambda msgs: route(index, msgs)
+
+        def to_hub(msgs: list[Message]) -> None:
+            msgs = gate(msgs)
+            if msgs:
+                route(index, msgs)
+
+        return to_hub
+
+    def session_chain(
+        self,
+        port: int,
+        name: str,
+        to_port: Callable[[Message, int], None],
+        to_hub: Callable[[list[Message]], None],
+        observer: Callable[[], bool] | None = None,
+    ) -> Chain | None:
+        """A new chain of fresh instances of `port`'s filters for one session, or None
+        if the port has no filters. The caller starts it and closes it when the session ends."""
+        templates = self.slots[port]
+        if not templates:
+            return None
+        slots = []
+        for pos, t in enumerate(templates):
+            assert t.make is not None
+            f = t.make(_Context(self, port, t.name, pos))
+            f.wanted = t.filter.wanted  # negotiated once, for the port
+            f.offered = t.filter.offered
+            slots.append(Slot(f, t.use_in, t.use_out, t.sources, t.make))
+        chain = Chain(self, port, name, slots, to_port, to_hub, observer)
+        for slot in slots:
+            slot.filter.ctx.chain = chain  # type: ignore[attr-defined]
+        return chain
+
+    def close_filters(self, slots: list[Slot]) -> None:
+        """Close filter instances. Never raises."""
+        for s in slots:
+            try:
+                s.filter.close()
+            except Exception:
+                log.exception("error closing %r", s.filter)
 
     # ---- negotiation (spec 2.5, as capabilities) ------------------------------
 
@@ -187,13 +259,8 @@ class Hub:
         """Give filters their start messages, then start every port in order.
 
         Raises what a port's start() raises (UsageError/PortError)."""
-        for i, sl in enumerate(self.slots):
-            for k, s in enumerate(sl):
-                if s.use_out:
-                    out: list[Message] = []
-                    s.filter.start(out)
-                    if out:
-                        self._enqueue(self._out_below, i, k, out)
+        for chain in self.chains:
+            chain.start()
         for port in self.ports:
             port.start()
         # Reported once all started, so a start-up error stays a single line.
@@ -203,11 +270,7 @@ class Hub:
 
     def close(self) -> None:
         for sl in self.slots:
-            for s in sl:
-                try:
-                    s.filter.close()
-                except Exception:
-                    log.exception("error closing %r", s.filter)
+            self.close_filters(sl)
         for port in self.ports:
             try:
                 port.close()
@@ -218,7 +281,7 @@ class Hub:
 
     def received(self, port: int, msgs: list[Message]) -> None:
         """Messages read from `port` (called by drivers)."""
-        self._enqueue(self._in_from, port, 0, msgs)
+        self._enqueue(self.chains[port].run_in, 0, msgs)
 
     def _enqueue(self, fn: Callable[..., None], *args: Any) -> None:
         self._queue.append((fn, args))
@@ -232,7 +295,9 @@ class Hub:
                     fn(*args)
                 except Exception:
                     # A bug in a filter or driver: report it, drop this message chain, keep running.
-                    log.exception("error while routing messages of %s", self.ports[args[0]].name)
+                    owner = getattr(fn, "__self__", None)
+                    where = owner.name if isinstance(owner, Chain) else "a port"
+                    log.exception("error while routing messages of %s", where)
         finally:
             self._busy = False
 
@@ -242,73 +307,17 @@ class Hub:
         except Exception:
             log.exception("error in timer callback %r", callback)
 
-    def _in_from(self, src: int, start: int, msgs: list[Message]) -> None:
-        """Run src's IN chain from slot position `start`, write echoes, then route."""
-        for k, slot in self._in_slots[src]:
-            if k < start:
-                continue
-            out: list[Message] = []
-            echo: list[Message] = []
-            f = slot.filter
-            for m in msgs:
-                f.on_in(m, out, echo)
-            if echo:
-                self._out_below(src, k, echo)
-            msgs = out
-            if not msgs:
-                return
-        self._route(src, msgs)
-
-    def _out_below(self, port: int, pos: int, msgs: list[Message], src: int | None = None) -> None:
-        """Run the OUT methods of port's slots below `pos` (no source check) and write.
-
-        `src` is the source port handed to the filters and the driver (default: `port`)."""
-        if src is None:
-            src = port
-        sl = self.slots[port]
-        for k in range(pos - 1, -1, -1):
-            slot = sl[k]
-            if not slot.use_out:
-                continue
-            out: list[Message] = []
-            f = slot.filter
-            for m in msgs:
-                f.on_out(m, src, out)
-            msgs = out
-            if not msgs:
-                return
-        dst = self.ports[port]
-        for m in msgs:
-            dst.write(m, src)
-
     def _route(self, src: int, msgs: list[Message]) -> None:
+        chains = self.chains
         if len(msgs) == 1:
             dests = self._fc[src] if type(msgs[0]) is FlowControl else self._data[src]
             for d in dests:
-                self._deliver(d, src, msgs)
+                chains[d].deliver(src, msgs)
             return
         fc: list[Message] = [m for m in msgs if type(m) is FlowControl]
         if fc:
             msgs = [m for m in msgs if type(m) is not FlowControl]
             for d in self._fc[src]:
-                self._deliver(d, src, fc)
+                chains[d].deliver(src, fc)
         for d in self._data[src]:
-            self._deliver(d, src, msgs)
-
-    def _deliver(self, dst: int, src: int, msgs: list[Message]) -> None:
-        for slot in self._out_slots[dst]:
-            if slot.sources is not None and src not in slot.sources:
-                continue
-            out: list[Message] = []
-            f = slot.filter
-            for m in msgs:
-                f.on_out(m, src, out)
-            msgs = out
-            if not msgs:
-                return
-        port = self.ports[dst]
-        for m in msgs:
-            if type(m) is LineData:
-                port.write_data(m.data, src)  # type: ignore[union-attr]
-            else:
-                port.write(m, src)
+            chains[d].deliver(src, msgs)

@@ -141,7 +141,8 @@ def describe_routes(hub: Hub) -> list[str]:
             chain = " <-> ".join(
                 f"{s.name}{'' if s.use_in and s.use_out else '.IN' if s.use_in else '.OUT'}" for s in slots
             )
-            lines.append(f"Filters {names[i]} <-> {chain} <-> hub")
+            each = " (for each session)" if hub.ports[i].serves_sessions else ""
+            lines.append(f"Filters {names[i]} <-> {chain} <-> hub{each}")
     return lines
 
 

@@ -18,11 +18,14 @@ __all__ = [
     "MODEM_MASK",
     "BreakStatus",
     "Connect",
+    "Flow",
     "FlowControl",
+    "FlowMode",
     "LineControl",
     "LineData",
     "LineStatus",
     "LocalBaudStatus",
+    "LocalFlowStatus",
     "LocalLcStatus",
     "Lsr",
     "Message",
@@ -33,8 +36,10 @@ __all__ = [
     "PurgeTx",
     "PurgeTxIn",
     "RemoteBaudStatus",
+    "RemoteFlowStatus",
     "RemoteLcStatus",
     "SetBaud",
+    "SetFlow",
     "SetLineControl",
     "SetLsr",
     "SetPins",
@@ -180,6 +185,44 @@ class LineControl:
         return f"{size}-{par}-{stop}"
 
 
+class FlowMode(enum.IntEnum):
+    """Flow control of one direction of a serial line."""
+
+    NONE = 0
+    XON_XOFF = 1
+    #: RTS/CTS.
+    HARDWARE = 2
+
+
+_FLOW_TEXT = {FlowMode.NONE: "none", FlowMode.XON_XOFF: "xon/xoff", FlowMode.HARDWARE: "rts/cts"}
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """A port's flow control per direction; each field may be absent (None).
+
+    `outbound`: what the port obeys before it transmits (CTS, or an XOFF it
+    receives); `inbound`: how it throttles what it receives (RTS, or XOFF it
+    sends). RFC 2217 sets them separately. Not part of hub4com's message set:
+    this hub applies RFC 2217 flow-control requests to real ports.
+    """
+
+    outbound: FlowMode | None = None
+    inbound: FlowMode | None = None
+
+    def merged(self, newer: Flow) -> Flow:
+        """Return self with the fields present in `newer` replaced."""
+        return Flow(
+            self.outbound if newer.outbound is None else newer.outbound,
+            self.inbound if newer.inbound is None else newer.inbound,
+        )
+
+    def __str__(self) -> str:
+        out = "?" if self.outbound is None else _FLOW_TEXT[self.outbound]
+        inb = "?" if self.inbound is None else _FLOW_TEXT[self.inbound]
+        return out if out == inb else f"out {out}, in {inb}"
+
+
 @dataclass(frozen=True, slots=True)
 class LineData:
     """Bytes read from or to be written to a port (LINE_DATA)."""
@@ -233,6 +276,13 @@ class RemoteLcStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteFlowStatus:
+    """Flow control the remote application asked for (an RFC 2217 client's request)."""
+
+    flow: Flow
+
+
+@dataclass(frozen=True, slots=True)
 class LocalBaudStatus:
     """The port's own current baud rate (LBR_STATUS)."""
 
@@ -244,6 +294,13 @@ class LocalLcStatus:
     """The port's own current line control (LLC_STATUS)."""
 
     lc: LineControl
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFlowStatus:
+    """The port's own current flow control."""
+
+    flow: Flow
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +322,13 @@ class SetLineControl:
     """Set the fields of the port's line control that are present (SET_LC)."""
 
     lc: LineControl
+
+
+@dataclass(frozen=True, slots=True)
+class SetFlow:
+    """Set the directions of the port's flow control that are present."""
+
+    flow: Flow
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,11 +364,14 @@ Message = (
     | SetPins
     | RemoteBaudStatus
     | RemoteLcStatus
+    | RemoteFlowStatus
     | LocalBaudStatus
     | LocalLcStatus
+    | LocalFlowStatus
     | BreakStatus
     | SetBaud
     | SetLineControl
+    | SetFlow
     | SetLsr
     | FlowControl
     | PurgeTxIn

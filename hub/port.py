@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .caps import In, Out
 from .errors import UsageError
 from .messages import Connect, FlowControl, LineData, Message
 from .options import match_option, option_names, parse_options
+
+if TYPE_CHECKING:
+    from .chain import Chain
 
 __all__ = ["DEFAULT_WRITE_LIMIT", "Driver", "HubLink", "Port"]
 
@@ -48,6 +52,17 @@ class HubLink(Protocol):
         """Messages read from `port`: run its IN chain and route them."""
         ...
 
+    def session_chain(
+        self,
+        port: int,
+        name: str,
+        to_port: Callable[[Message, int], None],
+        to_hub: Callable[[list[Message]], None],
+        observer: Callable[[], bool] | None = None,
+    ) -> Chain | None:
+        """Fresh instances of `port`'s filters for one session (None: the port has none)."""
+        ...
+
 
 class Port:
     """Base class of a hub port. Drivers implement the I/O hooks below."""
@@ -56,6 +71,16 @@ class Port:
     accepts: Out = Out.NONE
     wanted: In = In.NONE
     offered: Out = Out.NONE
+    #: The port serves many connections at once and gives each its own filter chain
+    #: (hub.chain); the hub then runs none of the port's filters itself.
+    serves_sessions: ClassVar[bool] = False
+    #: The peer is an observer (--read-only): its filters answer its requests
+    #: without applying them (FilterContext.observer).
+    observer: bool = False
+    #: If set, what passed the port's IN filters goes through this before it is
+    #: routed (an observer port drops its peer's data and requests here, after
+    #: the filters have negotiated with the peer).
+    gate_in: Callable[[list[Message]], list[Message]] | None = None
 
     def __init__(self, hub: HubLink, index: int, name: str, write_limit: int = DEFAULT_WRITE_LIMIT):
         self.hub = hub

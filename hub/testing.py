@@ -40,6 +40,8 @@ class FakeContext:
         self.port = port
         self.port_name = port_name
         self.name = name
+        #: FilterContext.observer; a test may set it.
+        self.observer = False
         self.log = logging.getLogger(f"test.{name}")
         self.now = 0.0
         self.sent_in: list[Message] = []
