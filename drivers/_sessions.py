@@ -44,9 +44,22 @@ is dropped to its end. Only a line longer than that is cut, counted in
 `cut_lines`. Chunks are scanned with ``bytes.find`` / ``bytes.count``, never
 byte by byte.
 
+Per-session filters. A port whose filters run per session (hub.chain) cannot
+hand every session the same bytes: each session's share of a chunk comes out
+of its own filters (telnet escaping, ...). `fan_out` then says which sessions
+get a chunk and notes where the port's stream stands; each session's filtered
+share goes through `send_one` (the same queue, framing and drop rules), and
+protocol bytes its filters make on their own (replies, notifications) through
+`send_control`, which neither send-to nor line framing applies to.
+
 Input. `recv_from` picks the sessions whose data enters the hub; the rest is
-discarded and counted. The *active* session is the one whose data entered last
-(before any did: the newest session). With ``Policy.LAST_ACTIVE`` the active
+discarded and counted. `control` picks the sessions whose requests (baud rate,
+data format, flow control, lines) may change the port: by default the ones
+`recv_from` admits; the others are observers, answered with the port's current
+values. A `read_only` port admits nobody's data or requests.
+
+The *active* session is the one whose data entered last (before any did: the
+newest session). With ``Policy.LAST_ACTIVE`` the active
 session holds the floor: another session's data enters, and makes that
 session the active one, only once the active one has sent nothing for
 `hold_s`. `send_to` ``LAST_ACTIVE`` sends to the active session.
@@ -66,6 +79,7 @@ from hub.port import HARD_LIMIT_FACTOR
 __all__ = [
     "MAX_LINE_BYTES",
     "Chunk",
+    "Control",
     "Frame",
     "LineState",
     "Policy",
@@ -106,6 +120,17 @@ class Policy(enum.Enum):
     LAST_ACTIVE = "last-active"
     #: Every session.
     ALL = "all"
+
+
+class Control(enum.Enum):
+    """Which sessions may change the port's settings and lines."""
+
+    #: The sessions whose data --recv-from admits (the writers).
+    WRITER = "writer"
+    #: Every session (ser2net's behaviour).
+    ALL = "all"
+    #: No session: everyone is an observer.
+    NONE = "none"
 
 
 class SlowClient(enum.Enum):
@@ -163,6 +188,10 @@ class SessionConfig:
     hold_s: float = 1.0
     #: Keep up to this many bytes of output while no session is connected.
     buffer: int = 0
+    #: Who may change the port's settings and lines.
+    control: Control = Control.WRITER
+    #: Every session is an observer: its data and requests are discarded, counted.
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         if self.limit < 0 or self.max_clients < 0 or self.buffer < 0:
@@ -179,14 +208,17 @@ class Session:
     """
 
     __slots__ = (
+        "alive",
         "bytes_in",
         "bytes_out",
+        "chain",
         "connected_at",
         "discarded_in",
         "dropped_bytes",
         "dropped_lines",
         "handle",
         "id",
+        "ignored_requests",
         "last_activity",
         "last_input",
         "line",
@@ -214,6 +246,10 @@ class Session:
         #: Optional: write several chunks at once (one writev); used to drain a queue.
         self.sink_many = sink_many
         self.handle = handle
+        #: The session's own filter instances (hub.chain.Chain), if its port has filters.
+        self.chain: Any = None
+        #: False once removed from its SessionSet.
+        self.alive = True
         self.writable = True
         self.queue: collections.deque[Chunk] = collections.deque()
         #: Bytes on `queue`.
@@ -229,6 +265,8 @@ class Session:
         self.bytes_in = 0
         self.bytes_out = 0
         self.discarded_in = 0
+        #: Requests (settings, lines) of an observer, answered and not applied.
+        self.ignored_requests = 0
         self.dropped_bytes = 0
         self.dropped_lines = 0
 
@@ -241,6 +279,9 @@ class Session:
         text = f"in {format_bytes(self.bytes_in)}, out {format_bytes(self.bytes_out)}"
         if self.discarded_in:
             text += f", ignored input {format_bytes(self.discarded_in)}"
+        if self.ignored_requests:
+            n = self.ignored_requests
+            text += f", {n} request{'' if n == 1 else 's'} not applied (observer)"
         if self.dropped_bytes:
             text += f", dropped {describe_drops(self.dropped_bytes, self.dropped_lines)}"
         return text
@@ -430,8 +471,16 @@ class SessionSet:
         self.refused += 1
         return False, None
 
-    def add(self, session: Session, now: float) -> None:
-        """A session joined. The first one gets what the buffer kept."""
+    def add(
+        self, session: Session, now: float, backlog_to: Callable[[list[bytes]], None] | None = None
+    ) -> None:
+        """A session joined. The first one gets what the buffer kept.
+
+        With `backlog_to` (the session has filters of its own) the buffer's
+        chunks are handed to it instead of being queued, to go through the
+        session's filters and `send_one`; the session's line state is set for
+        the live data that follows them.
+        """
         self.accepted += 1
         session.last_activity = now
         first = not self.sessions
@@ -449,6 +498,11 @@ class SessionSet:
         if session not in self.receivers:
             self.unheard += backlog.size
             return
+        if backlog_to is not None:
+            backlog_to(backlog.chunks)
+            if not backlog.frozen:
+                session.line = backlog.line
+            return
         for chunk in backlog.chunks:
             self._put(session, chunk, len(chunk), now)
         if self.framed and not backlog.frozen:
@@ -459,6 +513,7 @@ class SessionSet:
         if session not in self.sessions:
             return 0
         self.sessions.remove(session)
+        session.alive = False
         self.closed += 1
         if session in self._finishing:
             self._finishing.remove(session)
@@ -529,29 +584,54 @@ class SessionSet:
         """`nbytes` of data came from `session`: does it enter the hub (recv-from)?"""
         session.bytes_in += nbytes
         session.last_activity = now
-        policy = self.config.recv_from
-        if policy is Policy.ALL:
-            ok = True
-        elif policy is Policy.NONE:
-            ok = False
-        elif policy is Policy.FIRST:
-            ok = bool(self.sessions) and self.sessions[0] is session
-        elif policy is Policy.LAST:
-            ok = bool(self.sessions) and self.sessions[-1] is session
-        else:
-            a = self.active
-            ok = a is None or a is session or a.last_input is None or now - a.last_input >= self.config.hold_s
-        if not ok:
+        if not self._admits(session, now):
             session.discarded_in += nbytes
             self.discarded_in += nbytes
             return False
-        session.last_input = now
+        self._took_floor(session, now)
         self.bytes_in += nbytes
-        if self.active is not session and session in self.sessions:
+        return True
+
+    def may_control(self, session: Session, now: float) -> bool:
+        """May `session`'s requests (settings, lines) change the port now? No side effects."""
+        cfg = self.config
+        if cfg.read_only or cfg.control is Control.NONE:
+            return False
+        return cfg.control is Control.ALL or self._admits(session, now)
+
+    def control(self, session: Session, now: float) -> bool:
+        """A request from `session`: may it change the port? If so it counts as the
+        session's input (the active session); if not, it is counted as ignored."""
+        if not self.may_control(session, now):
+            session.ignored_requests += 1
+            return False
+        session.last_activity = now
+        if self._admits(session, now):
+            self._took_floor(session, now)
+        return True
+
+    def _admits(self, session: Session, now: float) -> bool:
+        """Would input from `session` enter the hub now (recv-from)?"""
+        cfg = self.config
+        policy = cfg.recv_from
+        if cfg.read_only or policy is Policy.NONE:
+            return False
+        if policy is Policy.ALL:
+            return True
+        if policy is Policy.FIRST:
+            return bool(self.sessions) and self.sessions[0] is session
+        if policy is Policy.LAST:
+            return bool(self.sessions) and self.sessions[-1] is session
+        a = self.active
+        return a is None or a is session or a.last_input is None or now - a.last_input >= cfg.hold_s
+
+    def _took_floor(self, session: Session, now: float) -> None:
+        """`session`'s input entered the hub: it is the active session now."""
+        session.last_input = now
+        if self.active is not session and session.alive:
             self.active = session
             if self.config.send_to is Policy.LAST_ACTIVE:
                 self._update_receivers()
-        return True
 
     # ---- output -----------------------------------------------------------------
 
@@ -583,11 +663,7 @@ class SessionSet:
         framed = self.framed
         ends_line = data[-1] == _LF_BYTE
         if not self.sessions:
-            if self._backlog is not None:
-                self.unheard += self._backlog.put(data, framed)
-            else:
-                self.unheard += n
-            self.at_line_start = ends_line or not framed
+            self._nobody(data, ends_line)
             return 0
         dropped_before = self.dropped_bytes
         if self._finishing:
@@ -605,6 +681,63 @@ class SessionSet:
                 self._send_slow(s, data, now, limit, ends_line)
         self.at_line_start = ends_line or not framed
         return self.dropped_bytes - dropped_before
+
+    def _nobody(self, data: bytes, ends_line: bool) -> None:
+        """Output while no session is connected: the buffer keeps what it can."""
+        framed = self.framed
+        if self._backlog is not None:
+            self.unheard += self._backlog.put(data, framed)
+        else:
+            self.unheard += len(data)
+        self.at_line_start = ends_line or not framed
+
+    def fan_out(self, data: bytes) -> list[Session]:
+        """The sessions that get a share of `data` through their own filters and
+        `send_one` (receivers, and sessions finishing a line). Notes where the
+        port's stream now stands; with no session the buffer gets `data`."""
+        if not data:
+            return []
+        ends_line = data[-1] == _LF_BYTE
+        if not self.sessions:
+            self._nobody(data, ends_line)
+            return []
+        targets = [*self._finishing, *self.receivers]
+        self.at_line_start = ends_line or not self.framed
+        return targets
+
+    def send_one(self, s: Session, data: bytes, now: float, lossless: bool = False) -> int:
+        """`s`'s share of a chunk of the port's data, out of its own filters: queued,
+        framed and dropped as `send` does. Returns the bytes dropped."""
+        if not data or not s.alive:
+            return 0
+        before = self.dropped_bytes
+        ends_line = data[-1] == _LF_BYTE
+        if self._finishing and s in self._finishing:
+            self._complete_line(s, data, now)
+            if s.line is not LineState.OPEN:
+                self._finishing.remove(s)
+            return self.dropped_bytes - before
+        limit = self.hard_limit if lossless else self.limit
+        line = s.line
+        if (line is LineState.START or line is LineState.OPEN) and s.queued <= limit:
+            self._put(s, data, len(data), now)
+            s.line = LineState.START if (ends_line or not self.framed) else LineState.OPEN
+        else:
+            self._send_slow(s, data, now, limit, ends_line)
+        return self.dropped_bytes - before
+
+    def send_control(self, s: Session, data: bytes, now: float) -> int:
+        """Protocol bytes `s`'s filters made on their own (replies, notifications):
+        not part of the port's stream, so neither send-to nor line framing applies.
+        Bounded by the hard limit; returns the bytes dropped."""
+        n = len(data)
+        if not n or not s.alive:
+            return 0
+        if s.queued > self.hard_limit:
+            self._drop(s, n, 0)
+            return n
+        self._put(s, data, n, now)
+        return 0
 
     def _put(self, s: Session, data: bytes, n: int, now: float) -> None:
         s.bytes_out += n

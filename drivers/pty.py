@@ -76,7 +76,10 @@ from typing import Any
 from hub.caps import In, Out
 from hub.errors import UsageError
 from hub.messages import (
+    Flow,
+    FlowMode,
     LineControl,
+    LocalFlowStatus,
     Message,
     ModemStatus,
     Msr,
@@ -85,6 +88,7 @@ from hub.messages import (
     RemoteBaudStatus,
     RemoteLcStatus,
     SetBaud,
+    SetFlow,
     SetLineControl,
     StopBits,
 )
@@ -284,8 +288,8 @@ def _check_link(path: str) -> str:
 class PtyPort(Port):
     """One pty: the hub holds the master, applications open the slave through a link."""
 
-    provides = In.CTS | In.DSR | In.DCD | In.RBR | In.RLC
-    accepts = Out.SET_BR | Out.SET_LC | Out.PURGE_TX
+    provides = In.CTS | In.DSR | In.DCD | In.RBR | In.RLC | In.LFLOW
+    accepts = Out.SET_BR | Out.SET_LC | Out.SET_FLOW | Out.PURGE_TX
 
     def __init__(
         self,
@@ -742,6 +746,14 @@ class PtyPort(Port):
                 self._warn_once("lc", "%s: a pty has 8 data bits and no parity; ignoring %s", self.name, lc)
             if lc.stop_bits is not None:
                 self._set_line(stop_bits=lc.stop_bits)
+        elif t is SetFlow:
+            # A pty has no flow control it could switch on (no RTS/CTS, and EXTPROC
+            # turns the kernel's XON/XOFF off): say so, to whoever asked.
+            flow: Flow = msg.flow  # type: ignore[union-attr]
+            if {flow.outbound, flow.inbound} - {None, FlowMode.NONE}:
+                self._warn_once("flow", "%s: a pty has no flow control; ignoring %s", self.name, flow)
+            if self.wanted & In.LFLOW:
+                self.emit([LocalFlowStatus(Flow(FlowMode.NONE, FlowMode.NONE))])
         elif t is PurgeTx:
             if self._session is not None:
                 self.sessions.purge(self._session)

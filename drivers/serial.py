@@ -51,8 +51,11 @@ from hub.caps import In, Out
 from hub.errors import UsageError
 from hub.messages import (
     MODEM_MASK,
+    Flow,
+    FlowMode,
     LineControl,
     LocalBaudStatus,
+    LocalFlowStatus,
     LocalLcStatus,
     Message,
     ModemStatus,
@@ -63,6 +66,7 @@ from hub.messages import (
     RemoteBaudStatus,
     RemoteLcStatus,
     SetBaud,
+    SetFlow,
     SetLineControl,
     SetPins,
     StopBits,
@@ -112,6 +116,12 @@ Options:
                          asks for a connection (CONNECT), close it when the last
                          one goes, so other programs can use it meanwhile.
                          Default off.
+  --restore=<c>          on or off. On: when the last connection ends (the port's
+                         connection counter falls to 0), set the device back to
+                         its configured baud rate, data format and flow control,
+                         so the next client (an RFC 2217 session, a pty
+                         application) does not inherit what the last one set.
+                         Default on.
   --reopen-interval=<t>  Delay in ms before the first try to reopen a device that
                          went away or failed to open; it doubles with each
                          failure up to 10 times this (at most 30 s unless this is
@@ -120,10 +130,17 @@ Options:
 Notes:
   A port whose CTS is low never transmits, because CTS handshaking is on by
   default. If a real port sends nothing, put --octs=off before it.
+  Requested settings are checked before they reach the device: a baud rate
+  outside 1..2147483647 or a data size outside 5..8 is refused, and whoever asked
+  (an RFC 2217 client) is answered with the value the device keeps. Flow control
+  requests (RFC 2217, through linectl --flow) set CRTSCTS, IXON and IXOFF; Linux
+  has one flag for RTS/CTS in both directions.
   Modem lines (CTS, DSR, RI, DCD) are polled every 50 ms, and only when some
   filter or port uses them.
 """
 
+#: The highest baud rate passed to a device (pyserial's custom-rate ioctl takes an int).
+MAX_BAUD = 0x7FFFFFFF
 #: How often modem lines are polled while somebody uses them.
 MODEM_POLL_S = 0.05
 #: With --ito, data is delivered at the latest when this much has gathered.
@@ -253,7 +270,7 @@ def _convert(name: str, value: str) -> Any:
         if _is_current(v):
             return None
         raise _invalid(name)
-    if name == "--share-mode":
+    if name in ("--share-mode", "--restore"):
         if v.lower() not in _SWITCH_WORDS:
             raise _invalid(name)
         return _SWITCH_WORDS[v.lower()]
@@ -284,6 +301,7 @@ class SerialSettings:
     ito_ms: int = 0
     share_mode: bool = False
     reopen_interval_ms: int = 1000
+    restore: bool = True
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> SerialSettings:
@@ -298,6 +316,7 @@ class SerialSettings:
             ito_ms=options["--ito"],
             share_mode=options["--share-mode"],
             reopen_interval_ms=options["--reopen-interval"],
+            restore=options.get("--restore", True),
         )
 
 
@@ -319,6 +338,14 @@ class DeviceSettings:
     @property
     def lc(self) -> LineControl:
         return LineControl(self.data_bits, self.parity, self.stop_bits)
+
+    @property
+    def flow(self) -> Flow:
+        hw = FlowMode.HARDWARE
+        return Flow(
+            hw if self.rtscts else FlowMode.XON_XOFF if self.ixon else FlowMode.NONE,
+            hw if self.rtscts else FlowMode.XON_XOFF if self.ixoff else FlowMode.NONE,
+        )
 
 
 def read_device_settings(fd: int) -> DeviceSettings:
@@ -494,26 +521,40 @@ class _HubSerial(serial.Serial):  # type: ignore[misc]
             termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
 
     def update(self, **fields: Any) -> None:
-        """Set pyserial settings (baudrate=, bytesize=, parity=, stopbits=) at once.
+        """Set pyserial settings (baudrate=, bytesize=, parity=, stopbits=, rtscts=,
+        and the hub's ixon=, ixoff=) at once.
 
         Applied to the device if it is open. If the device refuses, the old
         values are restored and the error is raised again.
         """
-        old = {name: getattr(self, "_" + name) for name in fields}
+        attrs = {name: name if name in ("ixon", "ixoff") else "_" + name for name in fields}
+        old = {attr: getattr(self, attr) for attr in attrs.values()}
         for name, value in fields.items():
-            setattr(self, "_" + name, value)
+            setattr(self, attrs[name], value)
         if not self.is_open:
             return
         try:
             self._reconfigure_port()
-        except _DEVICE_ERRORS:
-            for name, value in old.items():
-                setattr(self, "_" + name, value)
+        except Exception:  # any refusal, also pyserial's own (OverflowError ...): roll back
+            for attr, value in old.items():
+                setattr(self, attr, value)
             try:
                 self._reconfigure_port()
-            except _DEVICE_ERRORS as exc:
+            except Exception as exc:
                 log.debug("%s: restoring the settings failed too: %s", self.port, exc)
             raise
+
+    def snapshot(self) -> dict[str, Any]:
+        """The settings as `update` takes them (what the device is asked to use)."""
+        return {
+            "baudrate": self._baudrate,
+            "bytesize": self._bytesize,
+            "parity": self._parity,
+            "stopbits": self._stopbits,
+            "rtscts": self._rtscts,
+            "ixon": bool(self.ixon),
+            "ixoff": bool(self.ixoff),
+        }
 
     @property
     def requested_lc(self) -> LineControl:
@@ -544,8 +585,8 @@ class _State(enum.Enum):
 class SerialPort(Port):
     """One serial device."""
 
-    provides = In.LBR | In.LLC | In.RBR | In.RLC | In.MODEM
-    accepts = Out.DTR | Out.RTS | Out.BREAK | Out.SET_BR | Out.SET_LC | Out.PURGE_TX
+    provides = In.LBR | In.LLC | In.LFLOW | In.RBR | In.RLC | In.MODEM
+    accepts = Out.DTR | Out.RTS | Out.BREAK | Out.SET_BR | Out.SET_LC | Out.SET_FLOW | Out.PURGE_TX
 
     def __init__(self, hub: HubLink, index: int, path: str, settings: SerialSettings, write_limit: int):
         super().__init__(hub, index, f"{_display_name(path)}({index})", write_limit)
@@ -573,6 +614,8 @@ class SerialPort(Port):
         self._ito_last = 0.0
         self._ito_timer: asyncio.TimerHandle | None = None
         self._warned: set[str] = set()
+        #: The settings the device was first opened with (--restore goes back to them).
+        self._configured: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         fd = f" fd={self._ser.fd}" if self._state is _State.OPEN else ""
@@ -652,6 +695,8 @@ class SerialPort(Port):
             self._stream.resume_reading()
 
     def on_connect_request(self, up: bool) -> None:
+        if not up and self.settings.restore:
+            self._restore()
         if not self.settings.share_mode or self._state in (_State.NEW, _State.CLOSED):
             return  # start() looks at the counter itself
         if up:
@@ -673,6 +718,8 @@ class SerialPort(Port):
                 self._set_baud(baud)
             case SetLineControl(lc=lc):
                 self._set_line_control(lc)
+            case SetFlow(flow=flow):
+                self._set_flow(flow)
             case PurgeTx():
                 self._purge_tx()
             case _:
@@ -705,6 +752,8 @@ class SerialPort(Port):
             ser.close()
             raise
         self._actual = actual
+        if self._configured is None:
+            self._configured = ser.snapshot()  # c[urrent] settings are known from here on
         self._warn_not_taken(actual)
         self._msr = None
         stream = FdStream(
@@ -877,6 +926,8 @@ class SerialPort(Port):
             out.append(RemoteBaudStatus(actual.baud))
         if self.wanted & In.RLC:
             out.append(RemoteLcStatus(actual.lc))
+        if self.wanted & In.LFLOW:
+            out.append(LocalFlowStatus(actual.flow))
         if self._modem_mask:
             msr = self._read_msr()
             if msr is not None:
@@ -949,8 +1000,9 @@ class SerialPort(Port):
                 raise
 
     def _set_baud(self, baud: int) -> None:
-        if baud <= 0:
-            log.warning("%s: invalid baud rate %d requested; ignored", self.name, baud)
+        if not 0 < baud <= MAX_BAUD:
+            log.warning("%s: invalid baud rate %d requested; kept the current one", self.name, baud)
+            self._report_refused({"baudrate": baud})
             return
         self._change_settings({"baudrate": baud}, f"baud rate {baud}")
 
@@ -958,7 +1010,9 @@ class SerialPort(Port):
         fields: dict[str, Any] = {}
         if lc.data_bits is not None:
             if lc.data_bits not in _DATA_BITS:
-                log.warning("%s: invalid data bits %d requested; ignored", self.name, lc.data_bits)
+                bits = lc.data_bits
+                log.warning("%s: invalid data bits %d requested; kept the current ones", self.name, bits)
+                self._report_refused({"bytesize": lc.data_bits})
                 return
             fields["bytesize"] = lc.data_bits
         if lc.parity is not None:
@@ -967,6 +1021,55 @@ class SerialPort(Port):
             fields["stopbits"] = _STOP_TO_PYSERIAL[StopBits(lc.stop_bits)]
         if fields:
             self._change_settings(fields, f"line control {lc}")
+
+    def _set_flow(self, flow: Flow) -> None:
+        """RTS/CTS (one flag for both directions on Linux), IXON (outbound XON/XOFF)
+        and IXOFF (inbound). Any other mode asked for switches RTS/CTS off."""
+        ser = self._ser
+        fields: dict[str, Any] = {}
+        modes = [m for m in (flow.outbound, flow.inbound) if m is not None]
+        if not modes:
+            return
+        if flow.outbound is not None:
+            fields["ixon"] = flow.outbound is FlowMode.XON_XOFF
+        if flow.inbound is not None:
+            fields["ixoff"] = flow.inbound is FlowMode.XON_XOFF
+        fields["rtscts"] = FlowMode.HARDWARE in modes
+        if fields["rtscts"] and ser.rtscts and len(modes) == 1:
+            fields.pop("rtscts")  # one direction asked for RTS/CTS and has it
+        self._change_settings(fields, f"flow control {flow}")
+
+    def _restore(self) -> None:
+        """Back to the configured settings (--restore), if a client changed them."""
+        configured = self._configured
+        if configured is None:
+            return
+        changed = {k: v for k, v in configured.items() if self._ser.snapshot()[k] != v}
+        if not changed:
+            return
+        log.info("%s: the last connection ended; back to the configured settings", self.name)
+        self._change_settings(changed, "the configured settings")
+
+    def _report_refused(self, fields: dict[str, Any]) -> None:
+        """A request that never reached the device: report what it keeps, so that
+        whoever asked (an RFC 2217 server answering its client) gets an answer."""
+        actual = self._actual
+        if actual is None:
+            return
+        out: list[Message] = []
+        if "baudrate" in fields and actual.baud:
+            if self.wanted & In.LBR:
+                out.append(LocalBaudStatus(actual.baud))
+            if self.wanted & In.RBR:
+                out.append(RemoteBaudStatus(actual.baud))
+        if "bytesize" in fields:
+            lc = LineControl(data_bits=actual.data_bits)
+            if self.wanted & In.LLC:
+                out.append(LocalLcStatus(lc))
+            if self.wanted & In.RLC:
+                out.append(RemoteLcStatus(lc))
+        if out:
+            self.emit(out)
 
     def _change_settings(self, fields: dict[str, Any], what: str) -> None:
         """Apply settings; read back what the device took; report changes.
@@ -977,7 +1080,7 @@ class SerialPort(Port):
         """
         try:
             self._ser.update(**fields)
-        except _DEVICE_ERRORS as exc:
+        except Exception as exc:  # the device (or pyserial) refused: the old settings stay
             if self._state is _State.OPEN and _errno_of(exc) in (errno.EIO, errno.ENXIO, errno.ENODEV):
                 self._device_lost(exc)
                 return
@@ -1005,6 +1108,9 @@ class SerialPort(Port):
                 out.append(LocalLcStatus(changed))
             if self.wanted & In.RLC:
                 out.append(RemoteLcStatus(changed))
+        asked_flow = {"rtscts", "ixon", "ixoff"} & fields.keys()
+        if (asked_flow or new.flow != old.flow) and self.wanted & In.LFLOW:
+            out.append(LocalFlowStatus(new.flow))  # always answered when asked, as the baud rate
         if out:
             self.emit(out)
 
@@ -1071,6 +1177,7 @@ class SerialDriver(Driver):
         "--ito": 0,
         "--write-limit": DEFAULT_WRITE_LIMIT,
         "--share-mode": False,
+        "--restore": True,
         "--reopen-interval": 1000,
     }
 

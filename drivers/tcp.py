@@ -41,11 +41,12 @@ Security (hub4com had none; the mechanisms live in `drivers._netsec`):
   kernel's backlog holds further connections, as while no port is idle.
 * A listener on all interfaces (no ``--interface``) with neither an allow
   list nor client certificates logs a warning at start-up.
-* ``--read-only`` ports (observers) discard what the peer sends: no data and
-  so no telnet or RFC 2217 request (DTR, RTS, BREAK, baud, line control)
-  reaches the hub. CONNECT and its end are still reported, so a telnet filter
-  starts and ends its session, and the port's own XOFF/XON (its write queue)
-  still works.
+* ``--read-only`` ports (observers): what the peer sends passes the port's
+  filters, so telnet and RFC 2217 negotiate and answer it (an observer's
+  requests are answered with the port's current values), and is then
+  discarded: no data and no request (DTR, RTS, BREAK, baud, line control,
+  flow control) reaches the hub. CONNECT and its end are still reported, and
+  the port's own XOFF/XON (its write queue) still works.
 * Data that arrives while reading is paused is held up to a bound; a peer
   that goes past it (a transport that does not pause) is disconnected.
 """
@@ -68,7 +69,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.errors import PortError, UsageError
-from hub.messages import Connect, Message
+from hub.messages import Connect, FlowControl, LineData, Message
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
 
 from . import _netsec
@@ -117,8 +118,10 @@ Options:
   --write-limit=<s>   Size of the write queue in bytes; 0 discards everything
                       written to the port. Default: {DEFAULT_WRITE_LIMIT}.
   --read-only         The following ports only send: what their peer sends is
-                      discarded, so neither data nor telnet/RFC 2217 control
-                      requests (DTR, RTS, BREAK, baud) from it reach the hub.
+                      discarded after the port's filters, so telnet and RFC
+                      2217 still negotiate (requests are answered with the
+                      port's current values), but neither data nor control
+                      requests (DTR, RTS, BREAK, baud) reach the hub.
                       Connects and disconnects are still reported. For
                       observer ports.
   --read-write        Undo --read-only for the following ports (the default).
@@ -773,9 +776,14 @@ class TcpPort(Port):
         super().__init__(hub, index, f"TCP({index})", write_limit)
         self.address = address
         self.interface = interface
-        #: --read-only: what the peer sends is discarded (counted in discarded_in).
+        #: --read-only: what the peer sends passes the port's filters (so telnet and
+        #: RFC 2217 negotiate) and is then discarded (counted in discarded_in).
         self.read_only = read_only
+        self.observer = read_only
+        if read_only:
+            self.gate_in = self._observe
         self.discarded_in = 0
+        self.ignored_requests = 0
         #: TLS settings and context (None: plain TCP).
         self.tls = tls
         self.ssl_context = ssl_context
@@ -1096,11 +1104,6 @@ class TcpPort(Port):
     def _data_received(self, proto: _TcpProtocol, data: bytes) -> None:
         if proto is not self._proto:
             return
-        if self.read_only:
-            if not self.discarded_in:
-                log.info("%s is read-only: discarding what %s sends", self.name, self.peer)
-            self.discarded_in += len(data)
-            return
         if self.xoff_count:
             self._held.append(data)
             self._held_bytes += len(data)
@@ -1117,6 +1120,22 @@ class TcpPort(Port):
                     self._transport.pause_reading()
             return
         self.emit_data(data)
+
+    def _observe(self, msgs: list[Message]) -> list[Message]:
+        """--read-only: what the peer sends (after the filters) goes no further but
+        CONNECT and its end, so filters elsewhere see the session start and end."""
+        kept: list[Message] = []
+        for m in msgs:
+            kind = type(m)
+            if kind is Connect:
+                kept.append(m)
+            elif kind is LineData:
+                if not self.discarded_in:
+                    log.info("%s is read-only: discarding what %s sends", self.name, self.peer)
+                self.discarded_in += len(m.data)  # type: ignore[union-attr]
+            elif kind is not FlowControl:
+                self.ignored_requests += 1
+        return kept
 
     def _release_held(self) -> None:
         held, self._held = self._held, []

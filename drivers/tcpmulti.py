@@ -30,8 +30,9 @@ import socket
 import struct
 from typing import Any
 
+from hub.chain import Sticky
 from hub.errors import PortError, UsageError
-from hub.messages import Message
+from hub.messages import Connect, FlowControl, LineData, Message
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
 
 from . import _netsec
@@ -39,6 +40,7 @@ from ._accept import Acceptor
 from ._netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
 from ._sessions import (
     Chunk,
+    Control,
     Frame,
     Policy,
     Session,
@@ -77,6 +79,17 @@ Options:
                        last-active or all. Default all.
   --send-to=<p>        Who gets the port's data: none, first, last,
                        last-active or all. Default all.
+  --control=<c>        Whose requests may change the port's settings and
+                       lines (baud rate, data format, flow control, DTR, RTS,
+                       break; RFC 2217 with the telnet filter): writer (the
+                       sessions --recv-from admits), all (ser2net's way) or
+                       none. The others are observers: their requests are
+                       answered with the port's current values and not
+                       applied. Default writer.
+  --read-only          Every session is an observer: its data and requests are
+                       discarded (counted), and its filters still negotiate
+                       (telnet, RFC 2217) and answer it.
+  --read-write         Undo --read-only for the following ports (the default).
   --active-hold=<ms>   With --recv-from=last-active: how long the session that
                        sent last keeps the floor; another session's data is
                        ignored until it was quiet that long. Default 1000.
@@ -117,6 +130,10 @@ Options:
 Without --max-connections a tcp-multi port holds --max-clients plus
 {_netsec.EXTRA_CONNECTIONS} connections (sessions and TLS handshakes), or any
 number without --max-clients.
+
+Filters attached to a tcp-multi port (--add-filters) run for each session:
+every client gets its own telnet negotiation, RFC 2217 settings, echo and
+trace (shown as TCPM(<n>)#<client>).
 
 Recipes:
   one controller, many observers:  --recv-from=first  (or last-active)
@@ -211,6 +228,7 @@ _CONVERTERS = {
     "--max-clients": _int_option("--max-clients", "a number of sessions"),
     "--recv-from": _enum_option("--recv-from", Policy),
     "--send-to": _enum_option("--send-to", Policy),
+    "--control": _enum_option("--control", Control),
     "--active-hold": _int_option("--active-hold", "milliseconds"),
     "--slow-client": _enum_option("--slow-client", SlowClient),
     "--send-timeout": _int_option("--send-timeout", "milliseconds"),
@@ -311,7 +329,7 @@ class _SessionProtocol(asyncio.Protocol):
     to connection_lost.
     """
 
-    __slots__ = ("peer", "port", "session", "ticket", "transport")
+    __slots__ = ("controlled", "peer", "port", "session", "ticket", "transport", "xoff")
 
     def __init__(self, port: TcpMultiPort, peer: str, ticket: Ticket):
         self.port = port
@@ -319,6 +337,11 @@ class _SessionProtocol(asyncio.Protocol):
         self.ticket = ticket
         self.session: Session | None = None
         self.transport: asyncio.Transport | None = None
+        #: XOFFs this session's filters sent into the hub and no XON yet.
+        self.xoff = 0
+        #: Whether the session could change the port when it ended (for what its
+        #: filters send at the end: the lines its peer drove drop).
+        self.controlled = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -344,9 +367,45 @@ class _SessionProtocol(asyncio.Protocol):
         if self.session is not None:
             self.port._session_writable(self.session)
 
+    # The ends of the session's filter chain (hub.chain), when the port has filters.
+
+    def data_to_session(self, msg: Message, src: int) -> None:
+        """The session's share of the port's data, out of its filters."""
+        if self.session is not None:
+            self.port._data_to_session(self.session, msg, src)
+
+    def to_session(self, msg: Message, src: int) -> None:
+        """What the session's filters send on their own (replies, notifications)."""
+        if self.session is not None and type(msg) is LineData:
+            self.port._control_to_session(self.session, msg.data)  # type: ignore[union-attr]
+
+    def from_session(self, msgs: list[Message]) -> None:
+        """What passed the session's IN filters, for the port's policies."""
+        if self.session is not None:
+            self.port._from_session(self, self.session, msgs)
+
+    def observes(self) -> bool:
+        """FilterContext.observer of the session's filters."""
+        session = self.session
+        if session is None or not session.alive:
+            return not self.controlled
+        return not self.port.sessions.may_control(session, self.port.hub.loop.time())
+
 
 class TcpMultiPort(Port):
-    """A listener port serving many sessions, named ``TCPM(<index>)``."""
+    """A listener port serving many sessions, named ``TCPM(<index>)``.
+
+    Filters attached to the port run per session (hub.chain): each session gets
+    its own instances at connect, so telnet and RFC 2217 negotiate with every
+    client, and what comes out of a session's filters passes the port's
+    policies: --recv-from for data, --control for requests (baud rate, data
+    format, flow control, lines; an observer's are answered, not applied). What
+    is written to the port runs through the filters of each session --send-to
+    picks; signals (modem lines, settings) reach every session. A new session's
+    filters first see the port's current state (`Sticky`).
+    """
+
+    serves_sessions = True
 
     def __init__(
         self,
@@ -384,7 +443,11 @@ class TcpMultiPort(Port):
         #: Accepted connections being wrapped in a transport (TLS: handshaking).
         self._wrapping: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._held: list[bytes] = []
+        #: Data that arrived while reading was paused: (session, data) for a session
+        #: with filters, (None, data) for data already admitted.
+        self._held: list[tuple[Session | None, bytes]] = []
+        #: The state-setting messages written to the port, for new sessions' filters.
+        self._sticky = Sticky()
         self._next_id = 1
         self._closed = False
         #: The bound address as host:port once listening.
@@ -541,6 +604,11 @@ class TcpMultiPort(Port):
             self.lose(len(data))
             return
         self.bytes_out += len(data)
+        if self.has_filters:
+            msgs = [LineData(data)]
+            for s in self.sessions.fan_out(data):
+                s.chain.write(msgs, src, s.handle.data_to_session)
+            return
         lossless = self._block and src in self.fc_sources
         dropped = self.sessions.send(data, self.hub.loop.time(), lossless)
         if dropped:
@@ -550,6 +618,16 @@ class TcpMultiPort(Port):
 
     def send_data(self, data: bytes) -> None:
         self.write_data(data, -1)
+
+    def write(self, msg: Message, src: int) -> None:
+        """Count CONNECT and XOFF/XON for the port; a signal also goes to every
+        session's filters (which turn it into RFC 2217 notifications, ...)."""
+        super().write(msg, src)
+        if self.has_filters and type(msg) is not LineData:
+            self._sticky.note(msg, src)
+            msgs = [msg]
+            for s in self.sessions.sessions:
+                s.chain.write(msgs, src)
 
     def queued_bytes(self) -> int:
         """The longest session queue."""
@@ -563,8 +641,11 @@ class TcpMultiPort(Port):
 
     def resume_reading(self) -> None:
         held, self._held = self._held, []
-        for chunk in held:
-            self.emit_data(chunk)
+        for session, chunk in held:
+            if session is None:
+                self.emit_data(chunk)
+            else:
+                session.chain.received([LineData(chunk)])
         if self.xoff_count:
             return  # an XOFF came back while handing the held data on
         for s in self.sessions.sessions:
@@ -630,24 +711,100 @@ class TcpMultiPort(Port):
         session = Session(self._next_id, peer, sink, now, handle=proto, sink_many=sink_many)
         self._next_id += 1
         proto.session = session
-        self.sessions.add(session, now)
+        if self.has_filters:
+            self._open_chain(proto, session, now)
+        else:
+            self.sessions.add(session, now)
         log.info("%s: client %d connected from %s (%d now)", self.name, session.id, peer, len(self.sessions))
         self.set_connected(True)
         self._schedule_check()
         if self._block:
             self.set_write_paused(self.sessions.blocking)
 
+    def _open_chain(self, proto: _SessionProtocol, session: Session, now: float) -> None:
+        """Give a new session its own filters: started, told of the connection and of
+        the port's current state, then fed what the buffer kept."""
+        chain = self.hub.session_chain(
+            self.index, f"{self.name}#{session.id}", proto.to_session, proto.from_session, proto.observes
+        )
+        assert chain is not None
+        session.chain = chain
+        kept: list[bytes] = []
+        self.sessions.add(session, now, backlog_to=kept.extend)
+        chain.start()
+        chain.received([Connect(True)])
+        for src, msgs in self._sticky.replay().items():
+            chain.write(msgs, src)
+        if self.xoff_count:
+            chain.write([FlowControl(True)] * self.xoff_count, self.index)
+        if kept:
+            chain.write([LineData(c) for c in kept], self.index, proto.data_to_session)
+
     def _session_data(self, session: Session, data: bytes) -> None:
-        if not self.sessions.received(session, len(data), self.hub.loop.time()):
+        chain = session.chain
+        if chain is None and not self.sessions.received(session, len(data), self.hub.loop.time()):
             return
         if self.xoff_count:
             # uvloop may deliver data after pause_reading(); hand it on at XON.
-            self._held.append(data)
+            self._held.append((session if chain is not None else None, data))
             transport = session.handle.transport
             if transport is not None and not transport.is_closing():
                 transport.pause_reading()
             return
-        self.emit_data(data)
+        if chain is None:
+            self.emit_data(data)
+        else:
+            chain.received([LineData(data)])
+
+    def _from_session(self, proto: _SessionProtocol, session: Session, msgs: list[Message]) -> None:
+        """What a session's filters pass on: its data by --recv-from, its requests by
+        --control; CONNECT is the port's own (first session in, last one out)."""
+        now = self.hub.loop.time()
+        sessions = self.sessions
+        out: list[Message] = []
+        nbytes = 0
+        for m in msgs:
+            kind = type(m)
+            if kind is LineData:
+                n = len(m.data)  # type: ignore[union-attr]
+                if sessions.received(session, n, now):
+                    out.append(m)
+                    nbytes += n
+            elif kind is Connect:
+                continue
+            elif kind is FlowControl and not m.xoff:  # type: ignore[union-attr]
+                if proto.xoff:  # only the XONs of XOFFs that went through
+                    proto.xoff -= 1
+                    out.append(m)
+            elif self._may_apply(proto, session, now):
+                if kind is FlowControl:
+                    proto.xoff += 1
+                out.append(m)
+        if out:
+            self.bytes_in += nbytes
+            self.emit(out)
+
+    def _may_apply(self, proto: _SessionProtocol, session: Session, now: float) -> bool:
+        """May a request of `session` change the port (--control)? After the session
+        ended: whether it could when it ended."""
+        return self.sessions.control(session, now) if session.alive else proto.controlled
+
+    def _data_to_session(self, session: Session, msg: Message, src: int) -> None:
+        if type(msg) is not LineData:
+            return  # raw TCP carries no signals
+        lossless = self._block and src in self.fc_sources
+        dropped = self.sessions.send_one(session, msg.data, self.hub.loop.time(), lossless)  # type: ignore[union-attr]
+        if dropped:
+            self.lose(dropped)
+        if self._block:
+            self.set_write_paused(self.sessions.blocking)
+
+    def _control_to_session(self, session: Session, data: bytes) -> None:
+        dropped = self.sessions.send_control(session, data, self.hub.loop.time())
+        if dropped:
+            self.lose(dropped)
+        if self._block:
+            self.set_write_paused(self.sessions.blocking)
 
     def _session_writable(self, session: Session) -> None:
         self.sessions.resume(session)
@@ -675,9 +832,14 @@ class TcpMultiPort(Port):
                 transport.close()
 
     def _forget(self, session: Session, now: float, reason: str, replaced: bool = False) -> None:
+        proto: _SessionProtocol = session.handle
+        if session.chain is not None:
+            proto.controlled = self.sessions.may_control(session, now)
         lost = self.sessions.remove(session, now)
         if lost:
             self.lose(lost)
+        if session.chain is not None:
+            self._close_chain(proto, session)
         why = f" ({reason})" if reason else ""
         log.info(
             "%s: client %d (%s) disconnected after %.1f s%s: %s",
@@ -694,6 +856,18 @@ class TcpMultiPort(Port):
             self._cancel_timer()
             if not (self._closed or replaced):
                 self.set_connected(False)
+
+    def _close_chain(self, proto: _SessionProtocol, session: Session) -> None:
+        """End a session's filters: they hear of the disconnect (the lines its peer drove
+        drop, if it could change them), then the XOFFs it left are released."""
+        session.chain.received([Connect(False)])
+
+        def release() -> None:
+            if proto.xoff:
+                xon, proto.xoff = [FlowControl(False)] * proto.xoff, 0
+                self.emit(xon)
+
+        session.chain.close_after(release)
 
     # ---- timeouts ------------------------------------------------------------------
 
@@ -731,6 +905,8 @@ class TcpMultiDriver(Driver):
         "--kick-oldest": False,
         "--recv-from": Policy.ALL,
         "--send-to": Policy.ALL,
+        "--control": Control.WRITER,
+        "--read-only": False,
         "--active-hold": 1000,
         "--slow-client": SlowClient.DROP,
         "--send-timeout": None,
@@ -752,6 +928,8 @@ class TcpMultiDriver(Driver):
             return False
         if self.options.pop("--no-kick-oldest", False):
             self.options["--kick-oldest"] = False
+        if self.options.pop("--read-write", False):
+            self.options["--read-only"] = False
         return True
 
     def convert_option(self, name: str, value: Any) -> Any:
@@ -797,6 +975,8 @@ class TcpMultiDriver(Driver):
             idle_timeout_s=opt["--idle-timeout"],
             hold_s=opt["--active-hold"] / 1000,
             buffer=opt["--buffer"],
+            control=opt["--control"],
+            read_only=bool(opt["--read-only"]),
         )
         return TcpMultiPort(
             self.hub,

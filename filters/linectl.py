@@ -4,8 +4,8 @@ Usage: linectl [options]
 
 Attach it to the port whose settings are driven (OUT method). It turns the baud
 rate and line control reported by the sources into settings for this port, and
-drops any other baud rate or line control setting sent to this port, since it
-owns them. With neither option the default is --br=remote --lc=remote.
+drops any other baud rate, line control (or, with --flow, flow control) setting
+sent to this port, since it owns them. With neither option the default is --br=remote --lc=remote.
 
 Values of <s> (only the first letter counts):
   l[ocal]   the source port's own settings (a real serial port's, or what an
@@ -14,9 +14,14 @@ Values of <s> (only the first letter counts):
             settings via escape mode, or an RFC 2217 client's requests)
 
 Options:
-  --br=<s>  Set the baud rate from the local or remote baud rate of the sources.
-  --lc=<s>  Set the line control (data bits, parity, stop bits) from the local or
-            remote line control of the sources.
+  --br=<s>    Set the baud rate from the local or remote baud rate of the sources.
+  --lc=<s>    Set the line control (data bits, parity, stop bits) from the local or
+              remote line control of the sources.
+  --flow=<s>  Set the flow control (none, XON/XOFF, RTS/CTS per direction) from the
+              local or remote flow control of the sources: how an RFC 2217 client's
+              flow-control request reaches a serial port (--flow=remote there), and
+              the port's answer gets back (--flow=local on the TCP port). Not in
+              hub4com, and not part of the default.
 
 Example (one command line): copy data, baud rate and line control between two ports.
   hub4com --create-filter=escparse --add-filters=0,1:escparse
@@ -34,11 +39,14 @@ from hub.errors import UsageError
 from hub.filter import Filter, FilterContext
 from hub.messages import (
     LocalBaudStatus,
+    LocalFlowStatus,
     LocalLcStatus,
     Message,
     RemoteBaudStatus,
+    RemoteFlowStatus,
     RemoteLcStatus,
     SetBaud,
+    SetFlow,
     SetLineControl,
 )
 
@@ -62,6 +70,14 @@ _OPTIONS: dict[str, tuple[type, Out, dict[str, tuple[type, In, _Convert]]]] = {
         {
             "l": (LocalLcStatus, In.LLC, lambda m: SetLineControl(m.lc)),
             "r": (RemoteLcStatus, In.RLC, lambda m: SetLineControl(m.lc)),
+        },
+    ),
+    "--flow": (
+        SetFlow,
+        Out.SET_FLOW,
+        {
+            "l": (LocalFlowStatus, In.LFLOW, lambda m: SetFlow(m.flow)),
+            "r": (RemoteFlowStatus, In.RFLOW, lambda m: SetFlow(m.flow)),
         },
     ),
 }

@@ -26,6 +26,17 @@ notifications become LBR/LLC status, modem and line status and flow control.
 In server mode the client's requests become RBR/RLC status, DSR (from DTR),
 CTS (from RTS), break status and purge requests; SET_PIN_STATE (CTS, DSR, RI,
 DCD) and SET_LSR written to the port become notifications.
+
+Flow control (RFC 2217 SET-CONTROL none, XON/XOFF, RTS/CTS, per direction)
+travels as the remote flow-control request and the local flow-control status;
+linectl --flow maps them to the serial port, which applies them. A request the
+port cannot do (DCD, DSR, DTR flow control) is answered with the current mode.
+
+An observer (a --read-only port or a tcp-multi session that may not change the
+port, see --control) still negotiates; its requests for settings and flow
+control are answered with the port's current values, its line requests (DTR,
+RTS, BREAK) are acknowledged for its own session and not applied. On a
+tcp-multi port every session has its own instance of this filter.
 """
 
 from __future__ import annotations
@@ -42,11 +53,14 @@ from hub.filter import Filter, FilterContext, Timer
 from hub.messages import (
     BreakStatus,
     Connect,
+    Flow,
     FlowControl,
+    FlowMode,
     LineControl,
     LineData,
     LineStatus,
     LocalBaudStatus,
+    LocalFlowStatus,
     LocalLcStatus,
     Message,
     ModemStatus,
@@ -55,8 +69,10 @@ from hub.messages import (
     PurgeTx,
     PurgeTxIn,
     RemoteBaudStatus,
+    RemoteFlowStatus,
     RemoteLcStatus,
     SetBaud,
+    SetFlow,
     SetLineControl,
     SetLsr,
     SetPins,
@@ -245,41 +261,61 @@ _LINE_CONTROLS: Mapping[int, tuple[_Line, bool | None]] = {
 }
 _LINE_PINS = Pin.DTR | Pin.RTS | Pin.BREAK
 
-#: SET-CONTROL flow-control values -> the answer: the hub cannot change a port's
-#: flow control, so the setting in effect is always "none".
-_FLOW_CONTROLS: Mapping[int, Control] = {
-    **dict.fromkeys(
-        (
-            Control.REQ_FLOW_SETTING,
-            Control.USE_NO_FLOW_CONTROL,
-            Control.USE_SW_FLOW_CONTROL,
-            Control.USE_HW_FLOW_CONTROL,
-            Control.USE_DCD_FLOW_CONTROL,
-            Control.USE_DSR_FLOW_CONTROL,
-        ),
-        Control.USE_NO_FLOW_CONTROL,
-    ),
-    **dict.fromkeys(
-        (
-            Control.REQ_FLOW_SETTING_IN,
-            Control.USE_NO_FLOW_CONTROL_IN,
-            Control.USE_SW_FLOW_CONTROL_IN,
-            Control.USE_HW_FLOW_CONTROL_IN,
-            Control.USE_DTR_FLOW_CONTROL,
-        ),
-        Control.USE_NO_FLOW_CONTROL_IN,
-    ),
+
+@dataclass(frozen=True, slots=True)
+class _FlowCode:
+    """The SET-CONTROL values of one direction of flow control."""
+
+    direction: str  #: the Flow field: "outbound" or "inbound"
+    query: Control
+    codes: Mapping[FlowMode, Control]  #: mode -> its value (also the answer)
+
+    def answer(self, mode: FlowMode | None) -> Control:
+        return self.codes[FlowMode.NONE if mode is None else mode]
+
+
+_FLOW_OUT = _FlowCode(
+    "outbound",
+    Control.REQ_FLOW_SETTING,
+    {
+        FlowMode.NONE: Control.USE_NO_FLOW_CONTROL,
+        FlowMode.XON_XOFF: Control.USE_SW_FLOW_CONTROL,
+        FlowMode.HARDWARE: Control.USE_HW_FLOW_CONTROL,
+    },
+)
+_FLOW_IN = _FlowCode(
+    "inbound",
+    Control.REQ_FLOW_SETTING_IN,
+    {
+        FlowMode.NONE: Control.USE_NO_FLOW_CONTROL_IN,
+        FlowMode.XON_XOFF: Control.USE_SW_FLOW_CONTROL_IN,
+        FlowMode.HARDWARE: Control.USE_HW_FLOW_CONTROL_IN,
+    },
+)
+#: SET-CONTROL flow-control value -> (direction, mode asked for; None: a query or a
+#: mode a serial port cannot do (DCD, DSR and DTR flow control), answered with the
+#: current mode).
+_FLOW_CONTROLS: Mapping[int, tuple[_FlowCode, FlowMode | None]] = {
+    **{code: (fc, mode) for fc in (_FLOW_OUT, _FLOW_IN) for mode, code in fc.codes.items()},
+    **{fc.query: (fc, None) for fc in (_FLOW_OUT, _FLOW_IN)},
+    Control.USE_DCD_FLOW_CONTROL: (_FLOW_OUT, None),
+    Control.USE_DSR_FLOW_CONTROL: (_FLOW_OUT, None),
+    Control.USE_DTR_FLOW_CONTROL: (_FLOW_IN, None),
+}
+#: A server's answer to a client's flow-control request -> (direction, mode).
+_FLOW_ANSWERS: Mapping[int, tuple[str, FlowMode]] = {
+    code: (fc.direction, mode) for fc in (_FLOW_OUT, _FLOW_IN) for mode, code in fc.codes.items()
 }
 
 _PROVIDES: Mapping[Role, In] = {
     Role.NONE: In.NONE,
-    Role.CLIENT: In.LBR | In.LLC | In.LSR | In.MODEM,
-    Role.SERVER: In.CTS | In.DSR | In.RBR | In.RLC | In.BREAK | In.PURGE_TX_IN,
+    Role.CLIENT: In.LBR | In.LLC | In.LFLOW | In.LSR | In.MODEM,
+    Role.SERVER: In.CTS | In.DSR | In.RBR | In.RLC | In.RFLOW | In.BREAK | In.PURGE_TX_IN,
 }
 _ACCEPTS: Mapping[Role, Out] = {
     Role.NONE: Out.NONE,
-    Role.CLIENT: Out.DTR | Out.RTS | Out.BREAK | Out.SET_BR | Out.SET_LC | Out.PURGE_TX,
-    Role.SERVER: Out.MODEM | Out.LSR | Out.SET_BR | Out.SET_LC,
+    Role.CLIENT: Out.DTR | Out.RTS | Out.BREAK | Out.SET_BR | Out.SET_LC | Out.SET_FLOW | Out.PURGE_TX,
+    Role.SERVER: Out.MODEM | Out.LSR | Out.SET_BR | Out.SET_LC | Out.SET_FLOW,
 }
 
 #: Initial masks of a server session (RFC 2217).
@@ -303,6 +339,8 @@ class _Session:
     modem_mask: int = _MODEMSTATE_MASK_INITIAL
     #: server: settings whose answer waits for SET_BR/SET_LC through OUT
     pending: set[ComPort] = field(default_factory=set)
+    #: server: flow-control directions whose answer waits for SET_FLOW through OUT
+    pending_flow: set[str] = field(default_factory=set)
     #: server: BREAK/DTR/RTS as the client set them (None: never set)
     lines: dict[str, bool] = field(default_factory=dict)
     #: the peer sent FLOWCONTROL-SUSPEND and no RESUME yet
@@ -339,6 +377,9 @@ class TelnetFilter(Filter):
         self._requested: dict[ComPort, Any] = dict.fromkeys(_SETTINGS)
         self._unanswered: dict[ComPort, int] = dict.fromkeys(_SETTINGS, 0)
         self._pins: dict[str, bool] = {}  #: client: BREAK/DTR/RTS as last set by the hub
+        #: Flow control: server, what the port does; client, what the server said.
+        self._flow = Flow()
+        self._flow_requested = Flow()  #: client: what the hub last asked for
         self._msr = 0  #: server: the real port's CTS/DSR/RI/DCD
         self._xoff = 0  #: FlowControl(xoff) count received through OUT
         #: LINE_DATA discarded because no session existed (bytes).
@@ -512,7 +553,7 @@ class TelnetFilter(Filter):
         known = self._known[cmd]
         if wanted is None and value != 0:
             self.log.debug("%r: %s %r is not valid; answered with the current value", self, cmd.name, value)
-        if wanted is not None and wanted != known:
+        if wanted is not None and wanted != known and not self.ctx.observer:
             if st.remote in self.wanted:
                 out.append(st.remote_status(wanted))
                 if st.out in self.offered:
@@ -532,7 +573,7 @@ class TelnetFilter(Filter):
     def _srv_control(self, s: _Session, cmd: ComPort, value: Any, out: _Msgs, wire: _Wire) -> None:
         flow = _FLOW_CONTROLS.get(value)
         if flow is not None:
-            wire.append(s.engine.send_comport(ComPort.SET_CONTROL, flow))
+            self._srv_flow(s, *flow, out, wire)
             return
         entry = _LINE_CONTROLS.get(value)
         if entry is None:
@@ -546,6 +587,24 @@ class TelnetFilter(Filter):
             if line.cap in self.wanted:
                 out.append(line.status(on))
         wire.append(s.engine.send_comport(ComPort.SET_CONTROL, line.code(on)))
+
+    def _srv_flow(self, s: _Session, fc: _FlowCode, mode: FlowMode | None, out: _Msgs, wire: _Wire) -> None:
+        """A flow-control request or query. A request that would change the port goes
+        to the hub (if somebody there takes it) and is answered with what the port
+        then does; an observer's, a query and a mode the port cannot do get the
+        current mode (none while nobody said)."""
+        known = getattr(self._flow, fc.direction)
+        asked = mode is not None and mode != (known or FlowMode.NONE)
+        if asked and In.RFLOW in self.wanted and not self.ctx.observer:
+            # Values 1-3 are "outbound/both" (pyserial's rtscts and xonxoff set both).
+            wanted = Flow(mode, mode) if fc is _FLOW_OUT else Flow(inbound=mode)
+            out.append(RemoteFlowStatus(wanted))
+            if Out.SET_FLOW in self.offered:
+                s.pending_flow.add(fc.direction)
+                return
+            known = mode  # nobody reports what the port took: it is taken
+            self._flow = self._flow.merged(wanted)
+        wire.append(s.engine.send_comport(ComPort.SET_CONTROL, fc.answer(known)))
 
     def _srv_notify_linestate(self, s: _Session, cmd: ComPort, value: Any, out: _Msgs, wire: _Wire) -> None:
         # A poll (not in the RFC): line-state bits are events, none is pending now.
@@ -594,6 +653,18 @@ class TelnetFilter(Filter):
     def _cli_ack(self, s: _Session, cmd: ComPort, value: Any, out: _Msgs, wire: _Wire) -> None:
         self.log.debug("%r: %s reply %r", self, cmd.name, value)
 
+    def _cli_control(self, s: _Session, cmd: ComPort, value: Any, out: _Msgs, wire: _Wire) -> None:
+        """The server's answer to SET-CONTROL: a flow-control mode becomes LFLOW status."""
+        answer = _FLOW_ANSWERS.get(value)
+        if answer is None:
+            self.log.debug("%r: %s reply %r", self, cmd.name, value)
+            return
+        direction, mode = answer
+        took = Flow(**{direction: mode})
+        self._flow = self._flow.merged(took)
+        if In.LFLOW in self.wanted:
+            out.append(LocalFlowStatus(took))
+
     def _cli_linestate(self, s: _Session, cmd: ComPort, value: Any, out: _Msgs, wire: _Wire) -> None:
         mask = self.wanted.lsr
         if value is not None and value & mask:
@@ -611,6 +682,10 @@ class TelnetFilter(Filter):
             self._unanswered[cmd] = 0
             if value is not None:
                 self._cli_request(eng, cmd, value, wire)
+        for fc in (_FLOW_OUT, _FLOW_IN):
+            mode = getattr(self._flow_requested, fc.direction)
+            if mode is not None:
+                wire.append(eng.send_comport(ComPort.SET_CONTROL, fc.codes[mode]))
         for line in _LINES:
             on = self._pins.get(line.name)
             if on is not None:
@@ -689,6 +764,16 @@ class TelnetFilter(Filter):
                 s.pending.discard(cmd)
                 self._send_setting(s.engine, cmd, value, wire)
 
+    def _srv_out_flow(self, msg: SetFlow, out: _Msgs, wire: _Wire) -> None:
+        """What the port's flow control now is: answer the requests waiting for it."""
+        self._flow = self._flow.merged(msg.flow)
+        s = self._session
+        for fc in (_FLOW_OUT, _FLOW_IN):
+            mode = getattr(msg.flow, fc.direction)
+            if mode is not None and s is not None and fc.direction in s.pending_flow:
+                s.pending_flow.discard(fc.direction)
+                wire.append(s.engine.send_comport(ComPort.SET_CONTROL, fc.answer(mode)))
+
     def _srv_out_pins(self, msg: SetPins, out: _Msgs, wire: _Wire) -> None:
         mask = pins_to_msr(msg.mask)
         if mask:
@@ -730,6 +815,17 @@ class TelnetFilter(Filter):
         self._unanswered[cmd] += 1
         self._send_setting(eng, cmd, value, wire)
 
+    def _cli_out_flow(self, msg: SetFlow, out: _Msgs, wire: _Wire) -> None:
+        """Ask the server for the flow control the hub sets (only what changed)."""
+        s = self._active()
+        for fc in (_FLOW_OUT, _FLOW_IN):
+            mode = getattr(msg.flow, fc.direction)
+            if mode is None or mode == getattr(self._flow_requested, fc.direction):
+                continue
+            self._flow_requested = self._flow_requested.merged(Flow(**{fc.direction: mode}))
+            if s is not None:
+                wire.append(s.engine.send_comport(ComPort.SET_CONTROL, fc.codes[mode]))
+
     def _cli_out_pins(self, msg: SetPins, out: _Msgs, wire: _Wire) -> None:
         s = self._active()
         for line in _LINES:
@@ -769,7 +865,7 @@ _SERVER_IN: Mapping[ComPort, _Handler] = {
 _CLIENT_IN: Mapping[ComPort, _Handler] = {
     ComPort.SIGNATURE: TelnetFilter._signature_in,
     **dict.fromkeys(_SETTINGS, TelnetFilter._cli_setting),
-    ComPort.SET_CONTROL: TelnetFilter._cli_ack,
+    ComPort.SET_CONTROL: TelnetFilter._cli_control,
     ComPort.NOTIFY_LINESTATE: TelnetFilter._cli_linestate,
     ComPort.NOTIFY_MODEMSTATE: TelnetFilter._cli_modemstate,
     ComPort.FLOWCONTROL_SUSPEND: TelnetFilter._flow_in,
@@ -785,6 +881,7 @@ _SERVER_OUT: Mapping[type, _Handler] = {
     SetLineControl: TelnetFilter._srv_out_setting,
     SetPins: TelnetFilter._srv_out_pins,
     SetLsr: TelnetFilter._srv_out_lsr,
+    SetFlow: TelnetFilter._srv_out_flow,
     FlowControl: TelnetFilter._out_flow,
 }
 
@@ -794,5 +891,6 @@ _CLIENT_OUT: Mapping[type, _Handler] = {
     SetLineControl: TelnetFilter._cli_out_setting,
     SetPins: TelnetFilter._cli_out_pins,
     PurgeTx: TelnetFilter._cli_out_purge,
+    SetFlow: TelnetFilter._cli_out_flow,
     FlowControl: TelnetFilter._out_flow,
 }

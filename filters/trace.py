@@ -29,6 +29,7 @@ from hub.messages import (
     LineData,
     LineStatus,
     LocalBaudStatus,
+    LocalFlowStatus,
     LocalLcStatus,
     Lsr,
     Message,
@@ -38,8 +39,10 @@ from hub.messages import (
     PurgeTx,
     PurgeTxIn,
     RemoteBaudStatus,
+    RemoteFlowStatus,
     RemoteLcStatus,
     SetBaud,
+    SetFlow,
     SetLineControl,
     SetLsr,
     SetPins,
@@ -70,6 +73,10 @@ _NAMES: dict[type, str] = {
     SetBaud: "SET_BR",
     SetLineControl: "SET_LC",
     SetLsr: "SET_LSR",
+    # flow-control settings are this hub's addition (RFC 2217 SET-CONTROL)
+    RemoteFlowStatus: "RFLOW_STATUS",
+    LocalFlowStatus: "LFLOW_STATUS",
+    SetFlow: "SET_FLOW",
     FlowControl: "ADD_XOFF_XON",
     PurgeTxIn: "PURGE_TX_IN",
     PurgeTx: "PURGE_TX",
@@ -110,6 +117,8 @@ def format_message(msg: Message) -> str:
         return f"{name} {msg.baud}"  # type: ignore[union-attr]
     if t in (RemoteLcStatus, LocalLcStatus, SetLineControl):
         return f"{name} {msg.lc}"  # type: ignore[union-attr]
+    if t in (RemoteFlowStatus, LocalFlowStatus, SetFlow):
+        return f"{name} {msg.flow}"  # type: ignore[union-attr]
     return name
 
 

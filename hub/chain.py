@@ -194,6 +194,17 @@ class Chain:
                 if out:
                     self.hub._enqueue(self.run_out_below, k, out)
 
+    def close_after(self, then: Callable[[], None] | None = None) -> None:
+        """Close once everything queued before has run, after calling `then`."""
+        self.hub._enqueue(self._close_now, then)
+
+    def _close_now(self, then: Callable[[], None] | None) -> None:
+        try:
+            if then is not None:
+                then()
+        finally:
+            self.close()
+
     def close(self) -> None:
         """Close every filter instance; later messages and timers go nowhere. Never raises."""
         self.to_port = _dropped

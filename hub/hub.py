@@ -131,6 +131,7 @@ class Hub:
         self.chains = []
         for i, port in enumerate(self.ports):
             port.fc_sources = frozenset(routes.fc.get(i, ()))
+            port.has_filters = bool(self.slots[i])
             slots = [] if port.serves_sessions else self.slots[i]
             chain = Chain(self, i, port.name, slots, self._port_writer(port), self._hub_reader(port))
             for slot in slots:

@@ -81,6 +81,8 @@ class Port:
     #: routed (an observer port drops its peer's data and requests here, after
     #: the filters have negotiated with the peer).
     gate_in: Callable[[list[Message]], list[Message]] | None = None
+    #: Some filter is attached to the port (set by the hub).
+    has_filters: bool = False
 
     def __init__(self, hub: HubLink, index: int, name: str, write_limit: int = DEFAULT_WRITE_LIMIT):
         self.hub = hub

@@ -33,6 +33,20 @@ Options:
   --interface=<if>          The local address to listen on or connect from.
   --reconnect=<t>           Reconnect <t> ms after the connection was lost or
                             refused (d[efault] or n[o] also, as in hub4com).
+  --max-clients=<n>         Server mode: serve <n> clients at once (0: any
+                            number), each with an RFC 2217 session of its own,
+                            on a tcp-multi port. Without this (or the next three
+                            options) one client is served at a time, as
+                            hub4com does.
+  --recv-from=<p>           With several clients: whose data reaches the port,
+                            and whose requests may change its settings and
+                            lines (the others are answered with the port's
+                            current values): none, first, last, last-active or
+                            all. Default all.
+  --send-to=<p>             With several clients: who gets the port's data:
+                            none, first, last, last-active or all. Default all.
+  --read-only               With several clients: every client only watches;
+                            its data and requests are not applied.
   --pty=<link>              Client mode on Linux: make a virtual serial port at
                             <link> (a symlink to a new pty) instead of using a
                             serial port.
@@ -47,6 +61,8 @@ Examples:
     - serve /dev/ttyUSB0 to RFC 2217 clients on TCP port 7000.
   com2tcp-rfc2217 --pty /tmp/vcom0 server.example 7000
     - applications open /tmp/vcom0 to use the remote port server.example:7000.
+  com2tcp-rfc2217 --max-clients 4 --recv-from first /dev/ttyUSB0 7000
+    - up to four clients; the first one controls the port, the others watch.
   com2tcp-rfc2217 --print-args /dev/ttyUSB0 7000
     - show what it runs, for a hub4com --load file or a script.
 """
@@ -67,13 +83,16 @@ PROG = "com2tcp-rfc2217"
 #: Filter arguments of each chain piece (hub4com spec 5.2), by (piece, server mode).
 _TELNET = {True: "--comport=server --suppress-echo=yes", False: "--comport=client"}
 _COM_PINMAP = {True: "--rts=cts --dtr=dsr --break=break", False: "--rts=cts --dtr=dsr"}
-_COM_LC = {True: "--br=remote --lc=remote", False: "--br=local --lc=local"}
+# --flow (not in hub4com's script) carries RFC 2217 flow-control requests to the port.
+_COM_LC = {True: "--br=remote --lc=remote --flow=remote", False: "--br=local --lc=local"}
 _TCP_PINMAP = {True: "--cts=cts --dsr=dsr --dcd=dcd --ring=ring", False: "--rts=cts --dtr=dsr --break=break"}
-_TCP_LC = {True: "--br=local --lc=local", False: "--br=remote --lc=remote"}
+_TCP_LC = {True: "--br=local --lc=local --flow=local", False: "--br=remote --lc=remote"}
 #: With --pty the application's open state (DSR/CTS from the pty) drives DTR/RTS;
 #: a pty reports no break, so the break wire is left out.
 _TCP_PINMAP_PTY = "--rts=cts --dtr=dsr"
 
+#: Options that serve several clients at once (tcp-multi), passed on as given.
+_MULTI = ("--max-clients", "--recv-from", "--send-to", "--read-only")
 #: Options passed on to hub4com in the order the user gave them (spec 5.2).
 _ORDERED = ("--share-com-port", "--interface", "--reconnect")
 
@@ -95,6 +114,8 @@ class Settings:
     #: hub4com driver options (--share-mode=on, --interface=, --reconnect=), in the user's order.
     driver_options: tuple[str, ...] = ()
     print_args: bool = False
+    #: tcp-multi options (--max-clients=4, ...): several clients at once; () for one.
+    multi_options: tuple[str, ...] = ()
 
 
 def _mode(value: str | None, has_host: bool, pty: bool) -> bool:
@@ -132,6 +153,17 @@ def parse(argv: list[str]) -> Settings | None:
         raise CommandError("--share-com-port applies to a serial port, not to --pty")
     if opts["--delay-disconnect"] is not None and opts["--connect"] is None:
         raise CommandError("--delay-disconnect only works together with --connect")
+    multi_options = []
+    for name in _MULTI:
+        value = opts[name]
+        if value is True:
+            multi_options.append(name)
+        elif value not in (None, False):
+            multi_options.append(f"{name}={value}")
+    if multi_options and not server:
+        raise CommandError(f"{multi_options[0].partition('=')[0]} works in server mode only")
+    if multi_options and opts["--connect"] is not None:
+        raise CommandError("--connect works with one client at a time, not with several")
     driver_options = []
     for name in option_order(argv, USAGE):
         if name == "--share-com-port" and opts[name]:
@@ -149,6 +181,7 @@ def parse(argv: list[str]) -> Settings | None:
         trace=bool(opts["--trace"]),
         driver_options=tuple(driver_options),
         print_args=bool(opts["--print-args"]),
+        multi_options=tuple(multi_options),
     )
 
 
@@ -206,6 +239,10 @@ def hub_args(s: Settings) -> list[str]:
     else:
         assert s.com_port is not None
         args += ["--octs=off", s.com_port]
+    if s.multi_options:
+        # Every client gets its own instances of the tcp filters (tcp-multi sessions).
+        args += ["--use-driver=tcp-multi", *s.multi_options, s.address]
+        return args
     permanent = "" if s.connect is not None else "*"
     args += ["--use-driver=tcp", f"{permanent}{s.address}"]
     return args

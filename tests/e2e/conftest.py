@@ -14,6 +14,7 @@ import threading
 import time
 import tty
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,44 @@ def start_hub(pty_device: Callable[[], PtyDevice]) -> Iterator[Callable[..., Hub
     yield start
     for hub in hubs:
         hub.stop()
+
+
+# ---- running a wrapper command (com2tcp-rfc2217 by default) ------------------------------
+
+
+def command_argv(*args: str) -> list[str]:
+    """com2tcp-rfc2217 as installed next to this Python, else through its module."""
+    script = Path(sys.executable).with_name("com2tcp-rfc2217")
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "hub.commands.com2tcp_rfc2217", *args]
+
+
+class Command(Hub):
+    """A running com2tcp-rfc2217 (or any command); output lines collected as for Hub."""
+
+    def __init__(self, argv: list[str]):
+        self.args = argv
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+
+@pytest.fixture
+def start_command() -> Iterator[Callable[..., Command]]:
+    running: list[Command] = []
+
+    def start(*args: str, wait_ports: int = 2, hub4com: bool = False) -> Command:
+        argv = [sys.executable, "-m", "hub", *args] if hub4com else command_argv(*args)
+        c = Command(argv)
+        running.append(c)
+        if wait_ports:
+            c.wait_started(wait_ports)
+        return c
+
+    yield start
+    for c in running:
+        c.stop()

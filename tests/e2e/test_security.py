@@ -161,7 +161,8 @@ def test_socat_openssl_client(start_hub, pty_device, pki):
 @pytest.mark.interop
 def test_rfc2217_over_tls_with_our_client(start_hub, pty_device, pki, tmp_path):
     """com2tcp-rfc2217's server and client, each with TLS options added: settings cross."""
-    from .test_rfc2217 import command_argv, device_termios
+    from .conftest import command_argv
+    from .test_rfc2217 import device_termios
 
     far = pty_device()
     port = free_port()

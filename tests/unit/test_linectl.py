@@ -9,14 +9,19 @@ from filters.linectl import LineCtlFilter
 from hub.caps import In, Out
 from hub.errors import UsageError
 from hub.messages import (
+    Flow,
+    FlowMode,
     LineControl,
     LineData,
     LocalBaudStatus,
+    LocalFlowStatus,
     LocalLcStatus,
     Parity,
     RemoteBaudStatus,
+    RemoteFlowStatus,
     RemoteLcStatus,
     SetBaud,
+    SetFlow,
     SetLineControl,
     StopBits,
 )
@@ -32,7 +37,7 @@ ALL = [LBR, RBR, LLC, RLC, OTHER_BR, OTHER_LC]
 
 def test_usage_parses() -> None:
     names = option_names(LineCtlFilter.USAGE)
-    assert names == {"--br", "--lc"}
+    assert names == {"--br", "--lc", "--flow"}
     after = docopt.parse_docstring_sections(LineCtlFilter.USAGE).after_usage
     assert {o.longer for o in docopt.parse_options(after)} == names
     assert LineCtlFilter.has_out() and not LineCtlFilter.has_in()
@@ -71,12 +76,35 @@ CASES = [
 ]
 
 
+FLOW = Flow(FlowMode.HARDWARE, FlowMode.HARDWARE)
+LFLOW, RFLOW = LocalFlowStatus(Flow(FlowMode.NONE, FlowMode.NONE)), RemoteFlowStatus(FLOW)
+CASES += [
+    # --flow works like the others; without it flow control messages pass untouched
+    (
+        ["--flow=remote"],
+        In.RFLOW,
+        Out.SET_FLOW,
+        [*ALL, LFLOW, RFLOW, SetFlow(FLOW)],
+    ),
+    (
+        ["--br=l", "--flow=l"],
+        In.LBR | In.LFLOW,
+        Out.SET_BR | Out.SET_FLOW,
+        [LBR, SetBaud(9600), RBR, LLC, RLC, OTHER_LC, LFLOW, SetFlow(LFLOW.flow), RFLOW],
+    ),
+]
+ALL_WITH_FLOW = [*ALL, LFLOW, RFLOW, SetFlow(Flow(FlowMode.XON_XOFF))]
+
+
 @pytest.mark.parametrize(("argv", "needs", "sends", "expected"), CASES)
 def test_mapping(argv: list[str], needs: In, sends: Out, expected: list) -> None:
     f = make_filter(LineCtlFilter, argv)
     assert f.needs == needs
     assert f.sends == sends
-    assert run_out(f, ALL) == expected
+    got = run_out(f, ALL_WITH_FLOW)
+    if "--flow" not in " ".join(argv):
+        expected = [*expected, LFLOW, RFLOW, SetFlow(Flow(FlowMode.XON_XOFF))]
+    assert got == expected
 
 
 def test_unrelated_messages_pass_unchanged() -> None:

@@ -27,10 +27,13 @@ from hub.caps import In
 from hub.errors import UsageError
 from hub.messages import (
     Connect,
+    Flow,
     FlowControl,
+    FlowMode,
     LineControl,
     LineData,
     LocalBaudStatus,
+    LocalFlowStatus,
     LocalLcStatus,
     Message,
     ModemStatus,
@@ -41,6 +44,7 @@ from hub.messages import (
     RemoteBaudStatus,
     RemoteLcStatus,
     SetBaud,
+    SetFlow,
     SetLineControl,
     SetPins,
     StopBits,
@@ -208,6 +212,7 @@ def test_usage_parses_every_option() -> None:
         "--ito=10",
         "--write-limit=100",
         "--share-mode=on",
+        "--restore=off",
         "--reopen-interval=500",
     ]
     parsed = parse_options(SerialDriver.USAGE, argv)
@@ -314,7 +319,7 @@ def test_port_names_and_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (port.name, port.path) == ("ttyS1(4)", "/dev/ttyS1")
     port = drv.create_port(5, "/dev/pts/7", dict(drv.options))
     assert port.name == "pts/7(5)"
-    assert port.provides == In.LBR | In.LLC | In.RBR | In.RLC | In.MODEM
+    assert port.provides == In.LBR | In.LLC | In.LFLOW | In.RBR | In.RLC | In.MODEM
 
 
 def test_dsr_options_warn_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -679,18 +684,93 @@ def test_set_baud_and_line_control(run, caplog: pytest.LogCaptureFixture) -> Non
             with caplog.at_level(logging.WARNING, LOG):
                 port.write(SetLineControl(LineControl(parity=Parity.EVEN)), 1)
             assert hub.msgs[n:] == [LocalLcStatus(LineControl(parity=Parity.NONE))]
-            # Values refused before reaching the device give a warning only.
+            # Values refused before reaching the device give a warning, and the value
+            # the device keeps is reported, so that whoever asked gets an answer.
             n = len(hub.msgs)
             with caplog.at_level(logging.WARNING, LOG):
                 port.write(SetBaud(0), 1)
+                port.write(SetBaud(4294967295), 1)  # pyserial's custom-rate ioctl would overflow
                 port.write(SetLineControl(LineControl(data_bits=9)), 1)
-            assert len(hub.msgs) == n
+            assert hub.msgs[n:] == [
+                LocalBaudStatus(115200),
+                LocalBaudStatus(115200),
+                LocalLcStatus(LineControl(data_bits=8)),
+            ]
+            assert dev.attrs()[5] == termios.B115200
+            port.write(SetBaud(9600), 1)  # nothing was left half-set: the next request works
+            assert hub.msgs[-1] == LocalBaudStatus(9600) and dev.attrs()[5] == termios.B9600
             texts = [r.getMessage() for r in caplog.records]
             assert any("did not take data bits 7" in t for t in texts)
             assert any("invalid baud rate 0" in t for t in texts)
             assert any("invalid data bits 9" in t for t in texts)
             assert port.connected
             port.close()
+
+    run(body)
+
+
+def test_flow_control_requests(run) -> None:
+    """SetFlow sets CRTSCTS, IXON and IXOFF; the device's flow control is reported
+    after each request, changed or not (an RFC 2217 server answers with it)."""
+
+    async def body() -> None:
+        waker = Waker()
+        hub = FakeHub(waker)
+        with devices() as make:
+            dev = make(waker)
+            port = make_port(hub, dev.path, "--octs=off", wanted=In.LFLOW)
+            port.start()
+            assert hub.msgs[-1] == LocalFlowStatus(Flow(FlowMode.NONE, FlowMode.NONE))
+            hw, xon, none = FlowMode.HARDWARE, FlowMode.XON_XOFF, FlowMode.NONE
+
+            port.write(SetFlow(Flow(hw, hw)), 1)
+            assert hub.msgs[-1] == LocalFlowStatus(Flow(hw, hw))
+            assert dev.attrs()[2] & termios.CRTSCTS
+            port.write(SetFlow(Flow(xon, xon)), 1)
+            assert hub.msgs[-1] == LocalFlowStatus(Flow(xon, xon))
+            iflag, cflag = dev.attrs()[0], dev.attrs()[2]
+            assert iflag & termios.IXON and iflag & termios.IXOFF and not cflag & termios.CRTSCTS
+            port.write(SetFlow(Flow(inbound=none)), 1)  # one direction only
+            assert hub.msgs[-1] == LocalFlowStatus(Flow(xon, none))
+            assert dev.attrs()[0] & termios.IXON and not dev.attrs()[0] & termios.IXOFF
+            n = len(hub.msgs)
+            port.write(SetFlow(Flow(inbound=none)), 1)  # no change: answered all the same
+            assert hub.msgs[n:] == [LocalFlowStatus(Flow(xon, none))]
+            port.close()
+
+    run(body)
+
+
+def test_restore_configured_settings_after_the_last_connection(run) -> None:
+    """--restore (default on): once the connection counter falls to 0 the device is
+    back at its configured baud rate, format and flow control; --restore=off keeps them."""
+
+    async def body() -> None:
+        waker = Waker()
+        hub = FakeHub(waker)
+        with devices() as make:
+            for restore in ("on", "off"):
+                dev = make(waker)
+                port = make_port(
+                    hub, dev.path, "--baud=9600", "--octs=off", f"--restore={restore}", wanted=In.LBR
+                )
+                port.start()
+                port.write(Connect(True), 1)
+                port.write(Connect(True), 2)
+                port.write(SetBaud(115200), 1)
+                port.write(SetFlow(Flow(FlowMode.HARDWARE, FlowMode.HARDWARE)), 1)
+                assert dev.attrs()[5] == termios.B115200 and dev.attrs()[2] & termios.CRTSCTS
+                port.write(Connect(False), 1)  # one connection left: nothing changes yet
+                assert dev.attrs()[5] == termios.B115200
+                del hub.msgs[:]
+                port.write(Connect(False), 2)
+                if restore == "on":
+                    assert dev.attrs()[5] == termios.B9600 and not dev.attrs()[2] & termios.CRTSCTS
+                    assert hub.msgs == [LocalBaudStatus(9600)]
+                else:
+                    assert dev.attrs()[5] == termios.B115200 and dev.attrs()[2] & termios.CRTSCTS
+                    assert hub.msgs == []
+                port.close()
 
     run(body)
 

@@ -162,13 +162,13 @@ def test_bad_options(arg: str) -> None:
         ("no", In.NONE, Out.NONE),
         (
             "client",
-            In.LBR | In.LLC | In.LSR | In.MODEM,
-            Out.DTR | Out.RTS | Out.BREAK | Out.SET_BR | Out.SET_LC | Out.PURGE_TX,
+            In.LBR | In.LLC | In.LFLOW | In.LSR | In.MODEM,
+            Out.DTR | Out.RTS | Out.BREAK | Out.SET_BR | Out.SET_LC | Out.SET_FLOW | Out.PURGE_TX,
         ),
         (
             "server",
-            In.CTS | In.DSR | In.RBR | In.RLC | In.BREAK | In.PURGE_TX_IN,
-            Out.MODEM | Out.LSR | Out.SET_BR | Out.SET_LC,
+            In.CTS | In.DSR | In.RBR | In.RLC | In.RFLOW | In.BREAK | In.PURGE_TX_IN,
+            Out.MODEM | Out.LSR | Out.SET_BR | Out.SET_LC | Out.SET_FLOW,
         ),
     ],
 )
