@@ -117,6 +117,16 @@ class Chain:
     def __bool__(self) -> bool:
         return bool(self.slots)
 
+    @property
+    def has_in(self) -> bool:
+        """Some filter runs on what is read from the port."""
+        return bool(self._in)
+
+    @property
+    def has_out(self) -> bool:
+        """Some filter runs on what is written to the port."""
+        return bool(self._out)
+
     # ---- the three paths (run inside Hub._enqueue) ----------------------------------
 
     def run_in(self, start: int, msgs: list[Message]) -> None:

@@ -40,6 +40,10 @@ __all__ = ["Chain", "Hub", "Slot"]
 log = logging.getLogger("hub")
 
 
+def _nothing() -> None:
+    """A no-op queued to make the hub run what is waiting."""
+
+
 class _Context:
     """The FilterContext the hub hands one filter instance (on a port or a session)."""
 
@@ -98,6 +102,10 @@ class Hub:
         self._fc: list[tuple[int, ...]] = []
         self._queue: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = collections.deque()
         self._busy = False
+        #: Per port: the write_data of each data destination, where neither the port
+        #: nor its destinations have filters on the way (None otherwise): data read
+        #: there goes straight to them (the hub's fast path).
+        self._direct: list[tuple[Callable[[bytes, int], None], ...] | None] = []
         self.started = False
 
     # ---- building -----------------------------------------------------------
@@ -137,6 +145,16 @@ class Hub:
             for slot in slots:
                 slot.filter.ctx.chain = chain  # type: ignore[attr-defined]
             self.chains.append(chain)
+        self._direct = [self._direct_writers(i) for i in range(n)]
+
+    def _direct_writers(self, src: int) -> tuple[Callable[[bytes, int], None], ...] | None:
+        """The write_data of src's data destinations, if data from src meets no filter."""
+        if self.chains[src].has_in or self.ports[src].gate_in is not None:
+            return None
+        dests = self._data[src]
+        if any(self.chains[d].has_out for d in dests):
+            return None
+        return tuple(self.ports[d].write_data for d in dests)
 
     def _port_writer(self, port: Port) -> Callable[[Message, int], None]:
         write_data, write = port.write_data, port.write
@@ -282,7 +300,22 @@ class Hub:
 
     def received(self, port: int, msgs: list[Message]) -> None:
         """Messages read from `port` (called by drivers)."""
-        self._enqueue(self.chains[port].run_in, 0, msgs)
+        direct = self._direct[port]
+        if direct is None or self._busy or len(msgs) != 1 or type(msgs[0]) is not LineData:
+            self._enqueue(self.chains[port].run_in, 0, msgs)
+            return
+        # The fast path: plain data, no filter anywhere on its way, nothing queued.
+        data: bytes = msgs[0].data  # type: ignore[union-attr]
+        self._busy = True
+        try:
+            for write_data in direct:
+                write_data(data, port)
+        except Exception:
+            log.exception("error while routing messages of %s", self.ports[port].name)
+        finally:
+            self._busy = False
+        if self._queue:  # what the writes asked the hub to do meanwhile
+            self._enqueue(_nothing)
 
     def _enqueue(self, fn: Callable[..., None], *args: Any) -> None:
         self._queue.append((fn, args))

@@ -150,3 +150,30 @@ def test_signals_follow_data_routes():
     cfg = make(["a", "b"])
     cfg.hub.received(1, [SetPins(1, 1)])
     assert cfg.hub.ports[0].written == [SetPins(1, 1)]
+
+
+def test_data_without_filters_takes_the_fast_path_in_order():
+    """Data from a port with no filter on its way goes straight to write_data; what a
+    destination asks of the hub meanwhile (the connector re-enters it) runs after, in order."""
+    cfg = make(["--route=0:1,2", "--route=1:2", "a", "b", "c"])
+    hub = cfg.hub
+    a, b, c = hub.ports
+    assert hub._direct[0] is not None
+
+    def relay(data: bytes, src: int) -> None:  # b hands what it gets on, from inside the write
+        b.written.append(LineData(data))
+        hub.received(1, [LineData(data.upper())])
+
+    b.write_data = relay  # type: ignore[method-assign]
+    hub.set_routes(hub.routes)  # picks up the replaced write_data
+    hub.received(0, [LineData(b"x")])
+    assert b.written == [LineData(b"x")]
+    assert c.written == [LineData(b"x"), LineData(b"X")]  # a's to c first, then b's
+    assert a.bytes_in == 0 and c.bytes_out == 2
+
+
+def test_filters_on_the_way_keep_the_chain():
+    cfg = make(["--create-filter=mark", "--add-filters=1:mark.OUT", "a", "b"])
+    assert cfg.hub._direct[0] is None and cfg.hub._direct[1] is not None
+    cfg.hub.received(0, [LineData(b"x")])
+    assert cfg.hub.ports[1].written == [LineData(b"x>mark")]
