@@ -24,7 +24,7 @@ Differences from hub4com, on purpose (spec 6.4 item 9, section 7.4):
 * A client that half-closed (its counter fell to 0) and is asked to connect
   again before the peer has closed connects again once the peer closes.
 
-Security (hub4com had none; the mechanisms live in `drivers._netsec`):
+Security (hub4com had none; the mechanisms live in `hub.netsec`):
 
 * TLS (``--tls-cert``, ``--tls-key``, ``--tls-ca``, ``--tls-verify``,
   ``--tls-server-name``, ``--tls-timeout``) for clients and listeners, TLS 1.2
@@ -68,13 +68,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from hub import netsec as _netsec
+from hub.accept import Acceptor
 from hub.errors import PortError, UsageError
 from hub.messages import Connect, FlowControl, LineData, Message
+from hub.netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
-
-from . import _netsec
-from ._accept import Acceptor
-from ._netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
 
 __all__ = [
     "USAGE",

@@ -8,7 +8,7 @@ own bounded queue, so one slow or stalled client loses data (or is closed)
 without holding up the device or the other clients. The policy machinery is
 sans-IO, in `drivers._sessions`; this module owns the sockets.
 
-Security is the tcp driver's (`drivers._netsec`): TLS with client
+Security is the tcp driver's (`hub.netsec`): TLS with client
 certificates, --allow/--deny, --max-rate and --max-connections are checked
 when a connection is accepted, before it becomes a session, and a listener on
 every interface that lets anybody in is warned about at start-up.
@@ -30,14 +30,14 @@ import socket
 import struct
 from typing import Any
 
+from hub import netsec as _netsec
+from hub.accept import Acceptor
 from hub.chain import Sticky
 from hub.errors import PortError, UsageError
 from hub.messages import Connect, FlowControl, LineData, Message
+from hub.netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
 
-from . import _netsec
-from ._accept import Acceptor
-from ._netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
 from ._sessions import (
     Chunk,
     Control,
