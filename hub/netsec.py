@@ -817,6 +817,16 @@ class Gate:
             lines.append(f"{n} more {what} from {host} in the last {self.log.interval_s:g} s")
         return lines
 
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as plain data (status page, JSON API, metrics)."""
+        return {
+            "admitted": self.counts[Verdict.ADMIT],
+            "refused": {v.name.lower(): n for v, n in self.counts.items() if v is not Verdict.ADMIT},
+            "tls_failures": self.handshake_failures,
+            "connections": self.limit.active,
+            "max_connections": self.limit.limit,
+        }
+
     def summary(self) -> str:
         """Counters in words, for the log when the listener closes."""
         c = self.counts
