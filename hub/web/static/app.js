@@ -126,9 +126,11 @@ function lineCell(p) {
   if (line) {
     const parts = [];
     if (line.baud) parts.push(line.baud);
-    if (line.data_bits || line.parity || line.stop_bits) {
+    if (line.data_bits || line.parity) {
       parts.push((line.data_bits || "?") + "-" + (line.parity ? line.parity[0].toUpperCase() : "?") + "-" +
                  (line.stop_bits || "?"));
+    } else if (line.stop_bits) {
+      parts.push(line.stop_bits + " stop bit" + (line.stop_bits === "1" ? "" : "s"));
     }
     if (line.rtscts) parts.push("RTS/CTS");
     td.append(el("div", "", parts.join(" ")));
@@ -232,7 +234,7 @@ function openTap(name) {
   ws.onmessage = (ev) => onTap(JSON.parse(ev.data));
   ws.onclose = () => { if (tap && tap.ws === ws) $("tap-stats").textContent += " (closed)"; };
   $("tap-pause").textContent = "Pause";
-  $("tap").scrollIntoView({ behavior: "smooth" });
+  $("tap").scrollIntoView({ block: "nearest" });
 }
 
 function closeTap() {
