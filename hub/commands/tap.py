@@ -23,7 +23,8 @@ Options:
                        for binary data, text alone for printable text).
   --raw                Write the bytes themselves to standard output, nothing
                        else (pipe into a file or hexdump; pair with --dir).
-  --max=<n>            Bytes shown of each chunk. Default 4096.
+  --max=<n>            Bytes shown of each chunk: 4096 by default, at most
+                       65536 (the hub's limit; a longer chunk is cut).
   --count=<n>          Stop after <n> lines.
   --seconds=<s>        Stop after <s> seconds.
   --tls-ca=<file>      Check an HTTPS hub's certificate against these CAs.
@@ -104,6 +105,8 @@ def _tap_url(args: dict[str, Any]) -> str:
         raise TapError(f"--url must be http://host:port or https://host:port, not {base!r}")
     scheme = "wss" if parts.scheme == "https" else "ws"
     query = {"max": args["--max"] or "4096", "dir": args["--dir"] or "both"}
+    if not query["max"].isdigit():
+        raise TapError("--max must be a number of bytes")
     if query["dir"] not in ("in", "out", "both"):
         raise TapError("--dir must be in, out or both")
     if args["--session"]:
