@@ -144,7 +144,8 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
     if text is None or text == "":
         return default
     if not text.isdigit():
-        raise web.HTTPBadRequest(text=f"{name} must be a number\n")
+        error = json.dumps({"error": f"{name} must be a number"})
+        raise web.HTTPBadRequest(text=error, content_type="application/json")
     return max(low, min(high, int(text)))
 
 
@@ -179,9 +180,8 @@ def make_app(state: WebState) -> web.Application:
         return web.FileResponse(STATIC / "index.html")
 
     async def api(request: web.Request) -> web.StreamResponse:
-        return web.json_response(
-            {"endpoints": (__doc__ or "").split("Routes", 1)[-1].strip().splitlines()[2:]}
-        )
+        routes = (__doc__ or "").split("Routes", 1)[-1].strip().splitlines()[2:]
+        return web.json_response({"endpoints": [" ".join(r.split()) for r in routes if r.strip()]})
 
     async def api_hubs(request: web.Request) -> web.StreamResponse:
         hs = hubs()
