@@ -3,6 +3,7 @@ WebSocket and hub4com-tap, and strangers refused as TCP listeners refuse them.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -273,3 +274,26 @@ def test_http_refuses_strangers_as_tcp_listeners_do(start_hub, pty_device, pki: 
         while chunk := c.recv(4096):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"ok\n")
+
+
+async def _open_ws(http: int, path: str, origin: str) -> tuple[int, Any]:
+    """(HTTP status of the WebSocket handshake, the first message or None)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        try:
+            ws = await session.ws_connect(f"http://127.0.0.1:{http}{path}", origin=origin)
+        except aiohttp.WSServerHandshakeError as exc:
+            return exc.status, None
+        async with ws:
+            return 101, await ws.receive_json(timeout=DEADLINE_S)
+
+
+def test_websockets_from_other_origins_are_refused(start_hub):
+    http = free_port()
+    hub = start_hub("--use-driver=sim", "gps", f"--http={http}")
+    hub.wait_line("HTTP: status page")
+    for path, first in (("/api/live", "status"), ("/api/tap/0", "hello")):
+        assert asyncio.run(_open_ws(http, path, "http://evil.example")) == (403, None)
+        status, msg = asyncio.run(_open_ws(http, path, f"http://127.0.0.1:{http}"))
+        assert status == 101 and msg["type"] == first
