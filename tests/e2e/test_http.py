@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -184,7 +183,6 @@ def test_tap_shows_traffic_per_direction_and_session(start_hub):
             tap = run_tap(http, "--count=1", "--dir=in", "--session=2", "--hex", "TCPM(1)")
             wait_for(lambda: get_json(http, "/api/ports/1")["tapped"], what="the tap to attach")
             c1.sendall(b"from the first client\n")
-            time.sleep(0.2)
             c2.sendall(b"\x00\x01second")
             out, err = tap.communicate(timeout=DEADLINE_S + 5)
     assert tap.returncode == 0, err
