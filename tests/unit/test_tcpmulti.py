@@ -642,7 +642,7 @@ def test_close_ends_every_session(run):
     run(body)
 
 
-# ---- security (drivers._netsec, as in the tcp driver) ---------------------------------------
+# ---- security (hub.netsec, as in the tcp driver) ---------------------------------------
 
 
 @pytest.fixture(scope="module")
