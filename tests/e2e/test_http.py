@@ -165,10 +165,19 @@ def run_tap(http: int, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_tap_shows_traffic_per_direction_and_session(start_hub):
+@pytest.mark.parametrize("chains", [False, True], ids=["no filters", "session chains"])
+def test_tap_shows_traffic_per_direction_and_session(start_hub, tmp_path, chains):
     tcpm, http = free_port(), free_port()
+    # With a filter on the tcp-multi port every session gets a chain of its own
+    # and its data reaches the hub (and the tap) through that chain.
+    filters = [f"--trace-file={tmp_path / 'trace'}", "--create-filter=trace", "--add-filters=1:trace"]
     hub = start_hub(
-        "--use-driver=sim", "gps", "--use-driver=tcp-multi", f"127.0.0.1:{tcpm}", f"--http={http}"
+        *(filters if chains else []),
+        "--use-driver=sim",
+        "gps",
+        "--use-driver=tcp-multi",
+        f"127.0.0.1:{tcpm}",
+        f"--http={http}",
     )
     hub.wait_line("HTTP: status page")
     gps = run_tap(http, "--count=2", "sim-gps(0)")
@@ -188,6 +197,8 @@ def test_tap_shows_traffic_per_direction_and_session(start_hub):
     assert tap.returncode == 0, err
     assert " in  #2 8 B: 00 01 73 65 63 6f 6e 64" in out, out
     assert "first" not in out
+    if chains:  # the session's own trace filter saw it too
+        wait_for(lambda: "TCPM(1)#2" in (tmp_path / "trace").read_text(), what="the session's trace")
     wait_for(lambda: not get_json(http, "/api/ports/1")["tapped"], what="the tap to detach")
     missing = run_tap(http, "nope")
     _, err = missing.communicate(timeout=DEADLINE_S)
