@@ -8,6 +8,7 @@ run whose sink totals differ from its source's is invalid, however fast it was.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import selectors
@@ -37,7 +38,9 @@ class Pattern:
 class Source:
     """Writes `total` bytes of a pattern to a non-blocking fd."""
 
-    def __init__(self, fd: int, total: int, pattern: Pattern, chunk: int = CHUNK) -> None:
+    def __init__(
+        self, fd: int, total: int, pattern: Pattern, chunk: int = CHUNK, sha256: bool = False
+    ) -> None:
         self.fd = fd
         self.total = total
         self.pattern = pattern
@@ -45,6 +48,8 @@ class Source:
         self.sent = 0
         self.crc = 0
         self.error = ""
+        #: With sha256=True, also a SHA-256 of what was written (costs the bench CPU).
+        self.sha = hashlib.sha256() if sha256 else None
 
     @property
     def done(self) -> bool:
@@ -60,17 +65,21 @@ class Source:
             self.error = f"write: {exc.strerror}"
             return
         self.crc = zlib.crc32(view[:n], self.crc)
+        if self.sha is not None:
+            self.sha.update(view[:n])
         self.sent += n
 
 
 class Sink:
     """Reads from a non-blocking fd until `expected` bytes arrived, checksumming them."""
 
-    def __init__(self, fd: int, expected: int) -> None:
+    def __init__(self, fd: int, expected: int, sha256: bool = False) -> None:
         self.fd = fd
         self.expected = expected
         self.received = 0
         self.crc = 0
+        #: With sha256=True, also a SHA-256 of what was read (costs the bench CPU).
+        self.sha = hashlib.sha256() if sha256 else None
         self.t_done = 0.0
         self.error = ""
         self._buf = bytearray(CHUNK)
@@ -92,6 +101,8 @@ class Sink:
             self.error = "closed by the relay"
             return
         self.crc = zlib.crc32(self._view[:n], self.crc)
+        if self.sha is not None:
+            self.sha.update(self._view[:n])
         self.received += n
         if self.received >= self.expected and not self.t_done:
             self.t_done = time.perf_counter()

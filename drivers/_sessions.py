@@ -274,6 +274,21 @@ class Session:
         state = "writable" if self.writable else "paused"
         return f"<Session {self.id} {self.peer} {state} queued={self.queued}B line={self.line.value}>"
 
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """The session as plain data for the status page (`now`: the same clock as `connected_at`)."""
+        return {
+            "id": self.id,
+            "peer": self.peer,
+            "connected_s": round(now - self.connected_at, 3),
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "ignored_in": self.discarded_in,
+            "queued": self.queued,
+            "writable": self.writable,
+            "dropped_bytes": self.dropped_bytes,
+            "dropped_lines": self.dropped_lines,
+        }
+
     def counters(self) -> str:
         """'in 12 B, out 4.5 kB, dropped 3 lines (210 B)': for the close log line."""
         text = f"in {format_bytes(self.bytes_in)}, out {format_bytes(self.bytes_out)}"

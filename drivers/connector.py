@@ -63,6 +63,11 @@ class ConnectorPort(Port):
     def status(self) -> str:
         return f"linked to {', '.join(p.name for p in self.data_links) or 'nothing'}"
 
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
+        snap["peers"] = [p.name for p in self.data_links]
+        return snap
+
     def send_data(self, data: bytes) -> None:
         for peer in self.data_links:
             peer.emit_data(data)

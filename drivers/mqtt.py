@@ -104,7 +104,7 @@ from hub.messages import (
     SetPins,
     StopBits,
 )
-from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port
+from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -735,6 +735,32 @@ class MqttPort(Port):
         dropped = f", {self.dropped_in} B dropped while paused" if self.dropped_in else ""
         return f"{state}, {self.published} published, {self.received} received{dropped}"
 
+    def port_state(self) -> PortState:
+        if self._closed:
+            return PortState.CLOSED
+        return PortState.CONNECTED if self.connected else PortState.CONNECTING
+
+    def problem(self) -> str | None:
+        if self._closed or self.connected:
+            return None
+        why = f": {self._last_error}" if self._last_error else ""
+        return f"not connected to the broker {self.settings.url.broker}{why}"
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
+        url = self.settings.url
+        snap["address"] = url.broker
+        snap["role"] = self.role.value
+        snap["topic_prefix"] = url.prefix
+        snap["published"] = self.published
+        snap["received"] = self.received
+        snap["dropped_in"] = self.dropped_in
+        snap["bad_ctl"] = self.bad_ctl
+        snap["device_online"] = self.device_online
+        if self.connected:
+            snap["peers"] = [url.broker]
+        return snap
+
     # ---- driver hooks ---------------------------------------------------------------
 
     def start(self) -> None:
@@ -756,7 +782,7 @@ class MqttPort(Port):
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-        self.lose(self._queued + self._inflight + self._framer.clear())
+        self.lose(self._queued + self._inflight + self._framer.clear(), Drop.UNSENT)
         self._queue.clear()
         self._queued = self._inflight = 0
         self.connected = False
@@ -968,7 +994,7 @@ class MqttPort(Port):
             self._inflight -= size
             exc = None if task.cancelled() else task.exception()
             if task.cancelled() or exc is not None:
-                self.lose(size)  # it may or may not have reached the broker
+                self.lose(size, Drop.UNSENT)  # it may or may not have reached the broker
                 if exc is not None:
                     failed.append(exc)
                     self._wake.set()  # type: ignore[union-attr]

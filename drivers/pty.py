@@ -92,7 +92,7 @@ from hub.messages import (
     SetLineControl,
     StopBits,
 )
-from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
+from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, lc_fields, parse_write_limit
 
 from ._fdio import READ_SIZE, FdStream
 from ._sessions import (
@@ -352,6 +352,24 @@ class PtyPort(Port):
             text += f", dropped {describe_drops(s.dropped_bytes, s.dropped_lines)}"
         return text
 
+    def port_state(self) -> PortState:
+        if self._fd < 0:
+            return PortState.CLOSED
+        return PortState.CONNECTED if self.connected else PortState.WAITING
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
+        snap["link"] = self.link
+        snap["device"] = self.slave_path
+        line = self._line
+        if line is not None:
+            snap["line"] = {"baud": line.baud, **lc_fields(LineControl(stop_bits=line.stop_bits))}
+        session = self._session
+        if session is not None:
+            snap["peers"] = ["application"]
+            snap["sessions"] = [session.snapshot(self.hub.loop.time())]
+        return snap
+
     # ---- life cycle -------------------------------------------------------------
 
     def start(self) -> None:
@@ -385,9 +403,9 @@ class PtyPort(Port):
             self._timer.cancel()
             self._timer = None
         if self._stream is not None:
-            self.lose(self._stream.stop())
+            self.lose(self._stream.stop(), Drop.UNSENT)
             self._stream = None
-        self.lose(self._end_session("the hub stopped with an application on"))
+        self.lose(self._end_session("the hub stopped with an application on"), Drop.UNSENT)
         self._remove_link()
         self._close_pty()
         log.debug("%s: closed", self.name)
@@ -511,7 +529,7 @@ class PtyPort(Port):
                 # last input is read when reading resumes, then comes the EIO.
                 self._gone = True
                 unread = self._drop_unread(renew=False)
-                self.lose(unread + self._end_session("the application closed", unread))
+                self.lose(unread + self._end_session("the application closed", unread), Drop.UNSENT)
             elif not hung_up and self._gone:
                 # Another application opened the link before that input was read;
                 # it is delivered in the new session.
@@ -611,7 +629,7 @@ class PtyPort(Port):
         unread = self._drop_unread()
         lost = (stream.dropped if stream is not None else 0) + unread
         lost += self._end_session("the application closed", unread)
-        self.lose(lost)
+        self.lose(lost, Drop.UNSENT)
         self._gone = False
         self._report_close()
         if lost:
@@ -698,18 +716,18 @@ class PtyPort(Port):
         if not data:
             return
         if self.write_limit == 0:
-            self.lose(len(data))
+            self.lose(len(data), Drop.DISCARDED)
             return
         session = self._session
         now = self.hub.loop.time()
         if session is None:
             self.sessions.send(data, now)  # follows the line starts for the next application
-            self.lose(len(data))
+            self.lose(len(data), Drop.NOT_CONNECTED)
             return
         before = session.bytes_out
         dropped = self.sessions.send(data, now, self._block and src in self.fc_sources)
         if dropped:
-            self.lose(dropped)
+            self.lose(dropped, Drop.SLOW_CLIENT)
         self.bytes_out += session.bytes_out - before
         if self._block:
             self.set_write_paused(self.sessions.blocking)

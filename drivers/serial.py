@@ -71,7 +71,7 @@ from hub.messages import (
     SetPins,
     StopBits,
 )
-from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
+from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, lc_fields, parse_write_limit
 
 from ._fdio import FdStream
 
@@ -627,6 +627,41 @@ class SerialPort(Port):
             return f"open at {self._actual.baud} {self._actual.lc}"
         return self._state.value
 
+    def port_state(self) -> PortState:
+        st = self._state
+        if st is _State.OPEN:
+            return PortState.CONNECTED
+        if st is _State.RETRY:
+            return PortState.ABSENT if self._last_error else PortState.REOPENING
+        if st is _State.CLOSED:
+            return PortState.CLOSED
+        if st is _State.IDLE and not self.settings.share_mode:
+            return PortState.DOWN  # lost and not reopened (--reopen-interval=0)
+        return PortState.WAITING
+
+    def problem(self) -> str | None:
+        st = self._state
+        if st is _State.RETRY:
+            why = f"cannot open: {self._last_error}" if self._last_error else "lost, reopening"
+            return f"device {self.path} {why}"
+        if st is _State.IDLE and not self.settings.share_mode:
+            return f"device {self.path} lost (not reopened: --reopen-interval=0)"
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
+        snap["device"] = self.path
+        actual = self._actual
+        if actual is not None:
+            snap["line"] = {
+                "baud": actual.baud,
+                **lc_fields(actual.lc),
+                "rtscts": actual.rtscts,
+                "xon_xoff_out": actual.ixon,
+                "xon_xoff_in": actual.ixoff,
+            }
+        return snap
+
     # ---- driver hooks -------------------------------------------------------------
 
     def start(self) -> None:
@@ -672,12 +707,12 @@ class SerialPort(Port):
     def send_data(self, data: bytes) -> None:
         stream = self._stream
         if stream is None:
-            self.lose(len(data))
+            self.lose(len(data), Drop.NOT_CONNECTED)
             return
         if self._ser.ixoff:
             kept = data.translate(None, _XON_XOFF)
             if len(kept) != len(data):
-                self.lose(len(data) - len(kept))
+                self.lose(len(data) - len(kept), Drop.DISCARDED)
                 data = kept
                 if not data:
                     return
@@ -792,13 +827,13 @@ class SerialPort(Port):
             except OSError as exc:
                 log.debug("%s: close: %s", self.name, exc)
         if lost:
-            self.lose(lost)
+            self.lose(lost, Drop.UNSENT)
         self._actual = None
 
     def _on_stream_error(self, stream: FdStream, exc: OSError | None) -> None:
         if stream is not self._stream:
             return
-        self.lose(stream.dropped)
+        self.lose(stream.dropped, Drop.UNSENT)
         self._stream = None  # stopped already; _close_device must not count it twice
         self._device_lost(exc)
 
@@ -858,6 +893,8 @@ class SerialPort(Port):
         self._state = _State.OPEN
         self._last_error = ""
         self._retry_delay_s = self.settings.reopen_interval_ms / 1000
+        if reopen:
+            self.reopens += 1
         log.info("%s %s %s at %s", self.name, "reopened" if reopen else "opened", self.path, self._describe())
         self._report_up()
 

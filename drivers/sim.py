@@ -60,7 +60,7 @@ from typing import Any
 from hub.caps import Out
 from hub.errors import UsageError
 from hub.messages import Message
-from hub.port import Driver, HubLink, Port
+from hub.port import Driver, HubLink, Port, PortState
 
 __all__ = [
     "GpsSimPort",
@@ -413,6 +413,11 @@ class SimPort(Port):
         state = "closed" if self._closed else "connected" if self.connected else "idle"
         read = "paused" if self._paused else "on"
         return f"<{type(self).__name__} {self.name} {state} read={read} {self.status()}>"
+
+    def port_state(self) -> PortState:
+        if self._closed:
+            return PortState.CLOSED
+        return PortState.CONNECTED if self._started else PortState.WAITING
 
     def start(self) -> None:
         self._started = True

@@ -24,7 +24,7 @@ Differences from hub4com, on purpose (spec 6.4 item 9, section 7.4):
 * A client that half-closed (its counter fell to 0) and is asked to connect
   again before the peer has closed connects again once the peer closes.
 
-Security (hub4com had none; the mechanisms live in `drivers._netsec`):
+Security (hub4com had none; the mechanisms live in `hub.netsec`):
 
 * TLS (``--tls-cert``, ``--tls-key``, ``--tls-ca``, ``--tls-verify``,
   ``--tls-server-name``, ``--tls-timeout``) for clients and listeners, TLS 1.2
@@ -68,13 +68,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from hub import netsec as _netsec
+from hub.accept import Acceptor
 from hub.errors import PortError, UsageError
 from hub.messages import Connect, FlowControl, LineData, Message
-from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
-
-from . import _netsec
-from ._accept import Acceptor
-from ._netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
+from hub.netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
+from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
 
 __all__ = [
     "USAGE",
@@ -850,6 +849,38 @@ class TcpPort(Port):
             return f"not connected, reconnecting to {self.address}"
         return "not connected"
 
+    def port_state(self) -> PortState:
+        st = self.state
+        if st in (State.CONNECTED, State.HALF_CLOSED):
+            return PortState.CONNECTED
+        if st is State.CONNECTING:
+            return PortState.CONNECTING
+        if st is State.CLOSED:
+            return PortState.CLOSED
+        if not self.address.is_client and self.listen_address is None:
+            return PortState.DOWN
+        return PortState.CONNECTING if self._timer is not None else PortState.WAITING
+
+    def problem(self) -> str | None:
+        if self.state is State.CLOSED:
+            return None
+        if not self.address.is_client:
+            return None if self.listen_address is not None else f"not listening on port {self.address.port}"
+        if self.address.permanent and self.state is not State.CONNECTED:
+            return f"not connected to {self.address}"
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
+        snap["address"] = str(self.address) if self.address.is_client else self.listen_address
+        snap["role"] = "client" if self.address.is_client else "listener"
+        snap["tls"] = self.ssl_context is not None
+        snap["read_only"] = self.read_only
+        snap["peers"] = [self.peer] if self.peer else []
+        if self._listener is not None:
+            snap["gate"] = self._listener.gate.snapshot()
+        return snap
+
     # ---- driver hooks ---------------------------------------------------------
 
     def start(self) -> None:
@@ -907,7 +938,7 @@ class TcpPort(Port):
             if self._pending_bytes > self.high_water:
                 self.set_write_paused(True)
         else:
-            self.lose(len(data))
+            self.lose(len(data), Drop.NOT_CONNECTED)
 
     def queued_bytes(self) -> int:
         if self._transport is not None:
@@ -1168,7 +1199,7 @@ class TcpPort(Port):
             # dropped it after a send error; then this counts 0).
             unsent = transport.get_write_buffer_size()
             if unsent:
-                self.lose(unsent)
+                self.lose(unsent, Drop.UNSENT)
         reason = f": {exc}" if exc is not None else ""
         log.info("%s disconnected from %s%s", self.name, self.peer, reason)
         self.peer = None
@@ -1219,7 +1250,7 @@ class TcpPort(Port):
 
     def _drop_pending(self) -> None:
         if self._pending_bytes:
-            self.lose(self._pending_bytes)
+            self.lose(self._pending_bytes, Drop.NOT_CONNECTED)
         self._pending = []
         self._pending_bytes = 0
 

@@ -8,7 +8,7 @@ own bounded queue, so one slow or stalled client loses data (or is closed)
 without holding up the device or the other clients. The policy machinery is
 sans-IO, in `drivers._sessions`; this module owns the sockets.
 
-Security is the tcp driver's (`drivers._netsec`): TLS with client
+Security is the tcp driver's (`hub.netsec`): TLS with client
 certificates, --allow/--deny, --max-rate and --max-connections are checked
 when a connection is accepted, before it becomes a session, and a listener on
 every interface that lets anybody in is warned about at start-up.
@@ -30,14 +30,14 @@ import socket
 import struct
 from typing import Any
 
+from hub import netsec as _netsec
+from hub.accept import Acceptor
 from hub.chain import Sticky
 from hub.errors import PortError, UsageError
 from hub.messages import Connect, FlowControl, LineData, Message
-from hub.port import DEFAULT_WRITE_LIMIT, Driver, HubLink, Port, parse_write_limit
+from hub.netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
+from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
 
-from . import _netsec
-from ._accept import Acceptor
-from ._netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
 from ._sessions import (
     Chunk,
     Control,
@@ -476,6 +476,36 @@ class TcpMultiPort(Port):
             text += f", dropped {describe_drops(s.dropped_bytes, s.dropped_lines)}"
         return text
 
+    def port_state(self) -> PortState:
+        if self._closed:
+            return PortState.CLOSED
+        if self._sock is None:
+            return PortState.DOWN
+        return PortState.CONNECTED if self.sessions.sessions else PortState.WAITING
+
+    def problem(self) -> str | None:
+        if self._sock is None and not self._closed:
+            return f"not listening on {format_hostport(self.host or '*', self.port)}"
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
+        s = self.sessions
+        now = self.hub.loop.time()
+        snap["address"] = self.address
+        snap["role"] = "listener"
+        snap["tls"] = self.ssl_context is not None
+        snap["peers"] = [x.peer for x in s.sessions]
+        snap["sessions"] = [x.snapshot(now) for x in s.sessions]
+        snap["clients"] = {
+            "accepted": s.accepted,
+            "refused": s.refused,
+            "kicked": s.kicked,
+            "closed": s.closed,
+        }
+        snap["gate"] = self.gate.snapshot()
+        return snap
+
     # ---- driver hooks ---------------------------------------------------------
 
     def start(self) -> None:
@@ -601,7 +631,7 @@ class TcpMultiPort(Port):
         if not data:
             return
         if self.write_limit == 0:
-            self.lose(len(data))
+            self.lose(len(data), Drop.DISCARDED)
             return
         self.bytes_out += len(data)
         if self.has_filters:
@@ -612,7 +642,7 @@ class TcpMultiPort(Port):
         lossless = self._block and src in self.fc_sources
         dropped = self.sessions.send(data, self.hub.loop.time(), lossless)
         if dropped:
-            self.lose(dropped)
+            self.lose(dropped, Drop.SLOW_CLIENT)
         if self._block:
             self.set_write_paused(self.sessions.blocking)
 
@@ -752,7 +782,7 @@ class TcpMultiPort(Port):
                 transport.pause_reading()
             return
         if chain is None:
-            self.emit_data(data)
+            self.emit_data(data, session.id)
         else:
             chain.received([LineData(data)])
 
@@ -782,7 +812,7 @@ class TcpMultiPort(Port):
                 out.append(m)
         if out:
             self.bytes_in += nbytes
-            self.emit(out)
+            self.emit(out, session.id)
 
     def _may_apply(self, proto: _SessionProtocol, session: Session, now: float) -> bool:
         """May a request of `session` change the port (--control)? After the session
@@ -795,14 +825,14 @@ class TcpMultiPort(Port):
         lossless = self._block and src in self.fc_sources
         dropped = self.sessions.send_one(session, msg.data, self.hub.loop.time(), lossless)  # type: ignore[union-attr]
         if dropped:
-            self.lose(dropped)
+            self.lose(dropped, Drop.SLOW_CLIENT)
         if self._block:
             self.set_write_paused(self.sessions.blocking)
 
     def _control_to_session(self, session: Session, data: bytes) -> None:
         dropped = self.sessions.send_control(session, data, self.hub.loop.time())
         if dropped:
-            self.lose(dropped)
+            self.lose(dropped, Drop.SLOW_CLIENT)
         if self._block:
             self.set_write_paused(self.sessions.blocking)
 
@@ -837,7 +867,7 @@ class TcpMultiPort(Port):
             proto.controlled = self.sessions.may_control(session, now)
         lost = self.sessions.remove(session, now)
         if lost:
-            self.lose(lost)
+            self.lose(lost, Drop.UNSENT)
         if session.chain is not None:
             self._close_chain(proto, session)
         why = f" ({reason})" if reason else ""

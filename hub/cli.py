@@ -22,6 +22,7 @@ from .options import match_option, option_names, parse_options
 from .port import Driver
 from .registry import DRIVERS, FILTERS, PluginError, Registry
 from .routes import RouteBuilder
+from .web.options import HttpOptions, HttpSettings
 
 __all__ = ["CORE_OPTIONS", "DEFAULT_DRIVER", "Config", "build"]
 
@@ -42,6 +43,7 @@ CORE_OPTIONS = (
     "--use-driver=",
     "--report-interval=",
     "--status-interval=",
+    "--required=",
 )
 #: Core flags that take no value.
 CORE_FLAGS = ("-v", "-vv", "-q", "--verbose", "--quiet")
@@ -86,6 +88,8 @@ class Config:
     verbosity: int = 0
     report_interval_s: float = 10.0
     status_interval_s: float = 0.0
+    #: --http and its options (None: no HTTP server).
+    http: HttpSettings | None = None
 
 
 class _Builder:
@@ -102,6 +106,9 @@ class _Builder:
         self.verbosity = 0
         self.report_interval_s = 10.0
         self.status_interval_s = 0.0
+        self.http = HttpOptions()
+        #: --required: the ports /healthz checks (None: all of them).
+        self.required: list[int] | None = None
         self._all_loaded = False
         #: (port, spec, use_in, use_out, sources); instances are made once all ports exist.
         self.attachments: list[tuple[int, FilterSpec, bool, bool, frozenset[int] | None]] = []
@@ -160,6 +167,7 @@ class _Builder:
             recognised |= d.config_arg(text)
         for m in self.filter_modules.values():
             recognised |= m.config_arg(text)
+        recognised |= self.http.config_arg(text)
         return recognised
 
     # -- interpretation ------------------------------------------------------
@@ -175,6 +183,9 @@ class _Builder:
             self.hub.attach(p, spec.name, spec.make, use_in, use_out, srcs)
         for d in self.drivers.values():
             d.config_stop(self.hub.ports)
+        if self.required is not None:
+            for port in self.hub.ports:
+                port.required = port.index in self.required
         routes = self.routes.finish(len(self.hub.ports))
         self.hub.set_routes(routes)
         for d in self.drivers.values():
@@ -208,6 +219,7 @@ class _Builder:
             raise UsageError(arg.text, f"No driver {self.current_driver}") from None
         index = len(self.hub.ports)
         port = driver.create_port(index, arg.text, dict(driver.options))
+        port.kind = driver.NAME or self.current_driver
         self.hub.add_port(port)
 
     def _lists(self, value: str) -> tuple[list[int], list[int]]:
@@ -246,6 +258,9 @@ class _Builder:
                 raise UsageError(None, "Invalid --report-interval value (seconds)") from None
             if self.report_interval_s < 0:
                 raise UsageError(None, "Invalid --report-interval value (seconds)")
+        elif name == "--required=":
+            text = value.strip()
+            self.required = [] if text.lower() in ("", "none") else parse_port_list(text, self.nports)
         elif name == "--status-interval=":
             try:
                 self.status_interval_s = float(value)
@@ -358,4 +373,5 @@ def build(
         raise UsageError(None, "No ports given (see --help)")
     b.run()
     warnings = hub.negotiate()
-    return Config(hub, args, warnings, b.verbosity, b.report_interval_s, b.status_interval_s)
+    http = b.http.settings()
+    return Config(hub, args, warnings, b.verbosity, b.report_interval_s, b.status_interval_s, http)

@@ -19,6 +19,9 @@ take the port's result.
 
 Drivers may call back into the hub from inside a write (the connector does);
 such calls are queued and handled when the current one is done, in order.
+
+Taps (hub.tap): what is finally written to a port is shown to its taps; the
+path checks ``port.taps`` once per message, so untapped ports pay nothing more.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .chain import Chain, Factory, Slot
 from .messages import FlowControl, LineData, Message
 from .port import Port
 from .routes import Routes
+from .tap import Direction, TapClient, TapPoint
 
 __all__ = ["Chain", "Hub", "Slot"]
 
@@ -160,6 +164,9 @@ class Hub:
         write_data, write = port.write_data, port.write
 
         def to_port(m: Message, src: int) -> None:
+            port.msgs_out += 1
+            if port.taps is not None:
+                port.taps.messages(Direction.OUT, [m], None, src)
             if type(m) is LineData:
                 write_data(m.data, src)  # type: ignore[union-attr]
             else:
@@ -295,6 +302,37 @@ class Hub:
                 port.close()
             except Exception:
                 log.exception("error closing %s", port.name)
+
+    # ---- taps (hub.tap) ---------------------------------------------------------
+
+    def add_tap(self, port: int, client: TapClient) -> None:
+        """Show `client` what port `port` reads and is written from now on."""
+        p = self.ports[port]
+        if p.taps is None:
+            p.taps = TapPoint()
+        p.taps.clients.append(client)
+
+    def remove_tap(self, port: int, client: TapClient) -> None:
+        """Stop tapping; the port pays nothing once its last tap is gone."""
+        p = self.ports[port]
+        taps = p.taps
+        if taps is not None and client in taps.clients:
+            taps.clients.remove(client)
+            if not taps.clients:
+                p.taps = None
+
+    def tap(
+        self,
+        port: int,
+        direction: Direction,
+        msgs: list[Message],
+        session: int | None = None,
+        src: int | None = None,
+    ) -> None:
+        """Show messages seen on `port` to its taps, if any (for drivers and session chains)."""
+        taps = self.ports[port].taps
+        if taps is not None:
+            taps.messages(direction, msgs, session, src)
 
     # ---- the data path --------------------------------------------------------
 

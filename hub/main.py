@@ -13,12 +13,13 @@ from .cli import Config, build
 from .errors import HubError, UsageError
 from .hub import Hub
 from .registry import DRIVERS, FILTERS, Registry
+from .web import options as http_options
 
 __all__ = ["USAGE", "main", "new_event_loop"]
 
 log = logging.getLogger("hub")
 
-USAGE = """\
+_USAGE = """\
 Usage:
   hub4com [options] <port0> [options] [<port1> ...]
 
@@ -52,12 +53,17 @@ Common options:
   --help                    Show this help and the list of modules.
   --help=<LstM>             Show the help of modules LstM (* for all).
 
+{http}
 Lists are comma separated port numbers or All. Without route options, port 0
 sends to every other port and port 1 sends back to port 0; flow control runs
 both ways wherever data does. The sticky options of drivers and filters (for
 example --baud=, --interface=, --write-limit=) apply to every later port of
 that driver until changed again.
 """
+
+USAGE = _USAGE.replace(
+    "{http}", http_options.USAGE.split("\n\n", 1)[1].replace("Options:\n", "HTTP and health options:\n")
+)
 
 EXAMPLES = """\
 Examples:
@@ -201,12 +207,18 @@ async def _serve(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     reporter = status = None
+    http = None
     try:
         hub.start()
         for line in describe_routes(hub):
             log.info("%s", line)
         for w in config.warnings:
             log.warning("Warning: %s", w)
+        if config.http is not None:
+            from .web.server import HttpServer  # aiohttp is loaded only when asked for
+
+            http = HttpServer(config.http, lambda: [hub])
+            await http.start()
         if config.report_interval_s > 0:
             reporter = asyncio.ensure_future(_report_losses(hub, config.report_interval_s))
         if config.status_interval_s > 0:
@@ -218,6 +230,8 @@ async def _serve(config: Config) -> None:
             reporter.cancel()
         if status is not None:
             status.cancel()
+        if http is not None:
+            await http.close()
         hub.close()
         await _finish_tasks(SHUTDOWN_GRACE_S)
         for p in hub.ports:

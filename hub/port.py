@@ -13,25 +13,49 @@ What the base Port does for every driver (spec 2.7, 2.8):
   ``write_limit`` and the source is not one this port can throttle along a
   flow-control route; with a flow-control route data is never dropped;
 * XOFF/XON emission when the driver's queue crosses 2/3 and 1/3 of the limit;
-* paired CONNECT(TRUE)/CONNECT(FALSE) reports.
+* paired CONNECT(TRUE)/CONNECT(FALSE) reports;
+* counters the status page and metrics read (bytes, messages, drops by
+  reason, connects, line-state changes, the last errors) and `snapshot()`,
+  the port's state as plain data, which drivers extend with what they know;
+* the tap hook: while somebody taps the port, `taps` holds its `TapPoint`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import enum
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .caps import In, Out
 from .errors import UsageError
-from .messages import Connect, FlowControl, LineData, Message
+from .messages import (
+    Connect,
+    FlowControl,
+    LineControl,
+    LineData,
+    LocalBaudStatus,
+    LocalLcStatus,
+    Message,
+    ModemStatus,
+    Msr,
+    Pin,
+    RemoteBaudStatus,
+    RemoteLcStatus,
+    SetBaud,
+    SetLineControl,
+    SetPins,
+)
 from .options import match_option, option_names, parse_options
+from .tap import Direction, TapPoint
 
 if TYPE_CHECKING:
     from .chain import Chain
 
-__all__ = ["DEFAULT_WRITE_LIMIT", "Driver", "HubLink", "Port"]
+__all__ = ["DEFAULT_WRITE_LIMIT", "Driver", "Drop", "HubLink", "Port", "PortState", "lc_fields"]
 
 log = logging.getLogger("hub.port")
 
@@ -41,6 +65,49 @@ DEFAULT_WRITE_LIMIT = 256 * 1024
 
 #: Even along a flow-control route, a queue never grows past this many times its limit.
 HARD_LIMIT_FACTOR = 4
+#: How many of a port's last errors (warnings logged about it) are kept for the status page.
+ERRORS_KEPT = 5
+
+
+class Drop(enum.Enum):
+    """Why bytes written to a port were lost (the label in metrics and the JSON API)."""
+
+    #: The write queue was over --write-limit and no flow-control route could pause the source.
+    QUEUE_FULL = "queue_full"
+    #: Nobody to write to: no connection, no application, the device closed.
+    NOT_CONNECTED = "not_connected"
+    #: A session of a multi-client port (or a pty's application) did not keep up.
+    SLOW_CLIENT = "slow_client"
+    #: Still queued (or left unread) when the connection, device or application went away.
+    UNSENT = "unsent"
+    #: Discarded on purpose: --write-limit=0, XON/XOFF bytes removed, a port that never writes.
+    DISCARDED = "discarded"
+    #: Anything else a driver counts.
+    OTHER = "other"
+
+
+class PortState(enum.Enum):
+    """A port's state in a word, for the status page, the JSON API and health."""
+
+    #: Data can flow: a device is open, a peer or an application is connected.
+    CONNECTED = "connected"
+    #: Ready and waiting: a listener or a pty waiting for a client, an idle client.
+    WAITING = "waiting"
+    #: Connecting (or TLS handshaking).
+    CONNECTING = "connecting"
+    #: The device went away or cannot be opened; it is tried again.
+    ABSENT = "absent"
+    #: The device went away; a reopen is due.
+    REOPENING = "reopening"
+    #: Not working and not retrying (a listener that cannot listen, a device not reopened).
+    DOWN = "down"
+    #: Closed (the hub stops).
+    CLOSED = "closed"
+
+
+_LINE_STATE_MESSAGES = frozenset(
+    (ModemStatus, LocalBaudStatus, RemoteBaudStatus, LocalLcStatus, RemoteLcStatus)
+)
 
 
 class HubLink(Protocol):
@@ -98,9 +165,36 @@ class Port:
         self._write_paused = False
         self.bytes_in = 0
         self.bytes_out = 0
-        #: Bytes dropped since the last loss report, and in total.
+        #: Bytes dropped since the last loss report, and in total, and by reason.
         self.lost = 0
         self.lost_total = 0
+        self.drops: dict[Drop, int] = {}
+        #: Messages read from the port (data chunks and signals) and written to it.
+        self.msgs_in = 0
+        self.msgs_out = 0
+        #: CONNECT(TRUE) reports (sessions, reconnects, reopens all count), and reopens.
+        self.connects = 0
+        self.reopens = 0
+        #: Line-state reports (modem lines, baud rate, line control) read from the port.
+        self.line_changes = 0
+        #: What the port last reported: modem lines (bits of `modem_known`), baud, line control.
+        self.modem = 0
+        self.modem_known = 0
+        self.baud: int | None = None
+        self.lc: LineControl | None = None
+        #: Pins and settings last written to the port (requests from other ports).
+        self.pins = 0
+        self.pins_known = 0
+        self.requested_baud: int | None = None
+        self.requested_lc: LineControl | None = None
+        #: The last errors about the port: (wall-clock time, text).
+        self.errors: collections.deque[tuple[float, str]] = collections.deque(maxlen=ERRORS_KEPT)
+        #: Health (--required): the port must work for /healthz to say OK.
+        self.required = True
+        #: The driver name the port was made by (set by the command-line compiler).
+        self.kind = ""
+        #: The taps while somebody watches this port (see hub.tap), else None.
+        self.taps: TapPoint | None = None
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "idle"
@@ -117,8 +211,8 @@ class Port:
         """Release everything the port holds. Must not raise."""
 
     def send_data(self, data: bytes) -> None:
-        """Write `data` out (queue it). Call `lose(n)` for what cannot be written."""
-        self.lose(len(data))
+        """Write `data` out (queue it). Call `lose(n, reason)` for what cannot be written."""
+        self.lose(len(data), Drop.DISCARDED)
 
     def queued_bytes(self) -> int:
         """Bytes accepted by send_data and not yet written out."""
@@ -140,6 +234,68 @@ class Port:
         """A short state description for status lines."""
         return "connected" if self.connected else "not connected"
 
+    def port_state(self) -> PortState:
+        """The port's state in a word (drivers that know more override this)."""
+        return PortState.CONNECTED if self.connected else PortState.WAITING
+
+    def problem(self) -> str | None:
+        """Why the port does not work now (a device gone, a listener down), or None.
+
+        What /healthz reports for a required port; drivers override it.
+        """
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The port's state as plain JSON data (status page, JSON API, metrics).
+
+        Reads counters only. Drivers extend it with what they know (peers,
+        sessions, line settings) by updating the dict `super()` returns.
+        """
+        line: dict[str, Any] = {}
+        if self.baud is not None:
+            line["baud"] = self.baud
+        if self.lc is not None:
+            line.update(lc_fields(self.lc))
+        requested: dict[str, Any] = {}
+        if self.requested_baud is not None:
+            requested["baud"] = self.requested_baud
+        if self.requested_lc is not None:
+            requested.update(lc_fields(self.requested_lc))
+        return {
+            "index": self.index,
+            "name": self.name,
+            "kind": self.kind or type(self).__name__,
+            "state": self.port_state().value,
+            "status": self.status(),
+            "problem": self.problem(),
+            "required": self.required,
+            "connected": self.connected,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "msgs_in": self.msgs_in,
+            "msgs_out": self.msgs_out,
+            "dropped": {d.value: n for d, n in self.drops.items()},
+            "dropped_total": self.lost_total,
+            "queued": self.queued_bytes(),
+            "write_limit": self.write_limit,
+            "reading_paused": self.xoff_count > 0,
+            "writing_paused": self._write_paused,
+            "connects": self.connects,
+            "reopens": self.reopens,
+            "line_changes": self.line_changes,
+            "line": line or None,
+            "requested": requested or None,
+            "modem": {b.name: bool(self.modem & b) for b in _MODEM_LINES if self.modem_known & b} or None,
+            "pins": {p.name: bool(self.pins & p) for p in _PINS if self.pins_known & p} or None,
+            "peers": [],
+            "sessions": None,
+            "errors": [{"time": t, "text": text} for t, text in self.errors],
+        }
+
+    def note_error(self, text: str) -> None:
+        """Keep `text` among the port's last errors (the status page shows them)."""
+        self.errors.append((time.time(), text))
+
     # ---- called by the hub ---------------------------------------------------
 
     def write(self, msg: Message, src: int) -> None:
@@ -152,6 +308,14 @@ class Port:
         elif t is FlowControl:
             self._count_xoff(msg.xoff)  # type: ignore[union-attr]
         else:
+            if t is SetPins:
+                self.pins = (self.pins & ~msg.mask) | (msg.value & msg.mask)  # type: ignore[union-attr]
+                self.pins_known |= msg.mask  # type: ignore[union-attr]
+            elif t is SetBaud:
+                self.requested_baud = msg.baud  # type: ignore[union-attr]
+            elif t is SetLineControl:
+                lc = msg.lc  # type: ignore[union-attr]
+                self.requested_lc = lc if self.requested_lc is None else self.requested_lc.merged(lc)
             self.write_signal(msg)
 
     def write_data(self, data: bytes, src: int) -> None:
@@ -161,10 +325,11 @@ class Port:
         queued = self.queued_bytes()
         # A source this port can throttle is trusted to stop soon after XOFF; the
         # hard cap bounds memory where the XOFF cannot reach the real source.
-        if limit == 0 or (
-            queued > limit and (src not in self.fc_sources or queued > HARD_LIMIT_FACTOR * limit)
-        ):
-            self.lose(len(data))
+        if limit == 0:
+            self.lose(len(data), Drop.DISCARDED)
+            return
+        if queued > limit and (src not in self.fc_sources or queued > HARD_LIMIT_FACTOR * limit):
+            self.lose(len(data), Drop.QUEUE_FULL)
             return
         lost = self.lost_total
         self.send_data(data)
@@ -192,24 +357,50 @@ class Port:
 
     # ---- helpers for drivers --------------------------------------------------
 
-    def emit(self, msgs: list[Message]) -> None:
-        """Hand messages read from this port to the hub."""
+    def emit(self, msgs: list[Message], session: int | None = None) -> None:
+        """Hand messages read from this port to the hub (`session`: the session they came
+        from). A driver that emits data this way counts `bytes_in` itself."""
+        self.msgs_in += len(msgs)
+        for m in msgs:
+            if type(m) in _LINE_STATE_MESSAGES:
+                self._note_line_state(m)
+        if self.taps is not None:
+            self.taps.messages(Direction.IN, msgs, session)
         self.hub.received(self.index, msgs)
 
-    def emit_data(self, data: bytes) -> None:
+    def emit_data(self, data: bytes, session: int | None = None) -> None:
+        """Hand data read from this port to the hub (`session`: the session it came from)."""
         self.bytes_in += len(data)
+        self.msgs_in += 1
+        if self.taps is not None:
+            self.taps.data(Direction.IN, data, session)
         self.hub.received(self.index, [LineData(data)])
 
-    def lose(self, nbytes: int) -> None:
+    def lose(self, nbytes: int, reason: Drop = Drop.OTHER) -> None:
         """Count bytes that could not be written (reported every few seconds)."""
-        self.lost += nbytes
-        self.lost_total += nbytes
+        if nbytes:
+            self.lost += nbytes
+            self.lost_total += nbytes
+            self.drops[reason] = self.drops.get(reason, 0) + nbytes
+
+    def _note_line_state(self, m: Message) -> None:
+        self.line_changes += 1
+        match m:
+            case ModemStatus(value=value, mask=mask):
+                self.modem = (self.modem & ~mask) | (value & mask)
+                self.modem_known |= mask & 0xF0
+            case LocalBaudStatus(baud=baud) | RemoteBaudStatus(baud=baud):
+                self.baud = baud
+            case LocalLcStatus(lc=lc) | RemoteLcStatus(lc=lc):
+                self.lc = lc if self.lc is None else self.lc.merged(lc)
 
     def set_connected(self, on: bool, extra: list[Message] | None = None) -> None:
         """Report the port came up or went down; CONNECT messages stay paired."""
         if on == self.connected:
             return
         self.connected = on
+        if on:
+            self.connects += 1
         log.info("%s %s", self.name, "connected" if on else "disconnected")
         self.emit([Connect(on), *(extra or ())])
 
@@ -227,6 +418,22 @@ class Port:
     @property
     def low_water(self) -> int:
         return self.write_limit // 3
+
+
+_MODEM_LINES = (Msr.CTS, Msr.DSR, Msr.RI, Msr.DCD)
+_PINS = (Pin.DTR, Pin.RTS, Pin.OUT1, Pin.OUT2, Pin.BREAK, Pin.CTS, Pin.DSR, Pin.RI, Pin.DCD)
+
+
+def lc_fields(lc: LineControl) -> dict[str, Any]:
+    """The fields of `lc` that are present, as plain data for snapshots."""
+    fields: dict[str, Any] = {}
+    if lc.data_bits is not None:
+        fields["data_bits"] = lc.data_bits
+    if lc.parity is not None:
+        fields["parity"] = lc.parity.name.lower()
+    if lc.stop_bits is not None:
+        fields["stop_bits"] = {0: "1", 1: "1.5", 2: "2"}[int(lc.stop_bits)]
+    return fields
 
 
 def parse_write_limit(value: object) -> int:

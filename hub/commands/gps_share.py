@@ -14,7 +14,7 @@ application that asks for 4800 or 9600 changes nothing for the others.
 
 Examples:
   gps-share /dev/ttyUSB0 --pty /tmp/gps-app1 --pty /tmp/gps-app2 --tcp 10110
-  gps-share --demo --pty /tmp/gps1 --tcp 10110 --status
+  gps-share --demo --pty /tmp/gps1 --tcp 10110 --status --http 8080
   gps-share /dev/ttyACM0 --baud 9600 --pty /tmp/gpsd --pty /tmp/uc --writer uc
 
 Options:
@@ -41,6 +41,10 @@ Options:
                       :: serves the network.
   --status=<s>        Log a one-line status (clients, bytes, drops) every <s>
                       seconds; --status alone means every 5 seconds.
+  --http=<[addr:]port>
+                      Serve the hub's live status page, JSON API, taps,
+                      metrics and health check on <port> (127.0.0.1 unless
+                      an address is given; see hub4com --help).
   --print-args        Print the equivalent hub4com command line and exit.
   -v, --verbose       Log more (debug).
   -q, --quiet         Log warnings only.
@@ -105,6 +109,8 @@ class Plan:
     interface: str = DEFAULT_INTERFACE
     status_s: float = 0.0
     verbosity: int = 0
+    #: --http: the status page's [addr:]port (None: off).
+    http: str | None = None
 
     @property
     def writer_port(self) -> int | None:
@@ -152,6 +158,7 @@ def plan_from_args(argv: list[str]) -> Plan:
         rate=args["--rate"],
         interface=args["--interface"] or DEFAULT_INTERFACE,
         verbosity=int(bool(args["--verbose"])) - int(bool(args["--quiet"])),
+        http=args["--http"],
     )
     if not plan.ptys and not plan.tcps:
         raise PlanError("nothing to share to: give at least one --pty or --tcp")
@@ -196,6 +203,8 @@ def build_argv(plan: Plan) -> list[str]:
     argv.append("--no-default-fc-route=All:All")
     if plan.status_s:
         argv.append(f"--status-interval={plan.status_s:g}")
+    if plan.http is not None:
+        argv.append(f"--http={plan.http}")
     argv += {1: ["-v"], -1: ["-q"]}.get(plan.verbosity, [])
     if plan.demo:
         argv += ["--use-driver=sim"]

@@ -647,6 +647,8 @@ def test_print_args(capsys):
         (["--status=0.5", "-q"], ["--status-interval=0.5", "-q"]),
         (["--interface=::"], ["--interface=::"]),
         (["--baud=c"], ["--baud=c"]),
+        (["--http", "8080"], ["--http=8080"]),
+        (["--http=[::1]:8080"], ["'--http=[::1]:8080'"]),  # shell-quoted
     ],
 )
 def test_print_args_options(capsys, args, expected):

@@ -4,8 +4,8 @@ import asyncio
 import errno
 import socket
 
-from drivers import _accept
-from drivers._accept import Acceptor
+from hub import accept as _accept
+from hub.accept import Acceptor
 
 
 def _listener() -> socket.socket:

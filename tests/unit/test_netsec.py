@@ -1,4 +1,4 @@
-"""Tests of drivers._netsec: option values, access lists, limits, log limiting, TLS contexts.
+"""Tests of hub.netsec: option values, access lists, limits, log limiting, TLS contexts.
 
 No sockets: TLS contexts are checked by their settings and by handshakes over
 in-memory BIOs.
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from drivers import _netsec
-from drivers._netsec import (
+from hub import netsec as _netsec
+from hub.errors import UsageError
+from hub.netsec import (
     AccessList,
     ConnectionLimit,
     Gate,
@@ -32,7 +33,6 @@ from drivers._netsec import (
     rate_key,
     tls_reason,
 )
-from hub.errors import UsageError
 from tests.tlscerts import Pki, available_backends, make_pki, pki_or_skip
 
 # ---- option values ---------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from drivers import _netsec
 from drivers.tcp import (
     Reconnect,
     State,
@@ -19,6 +18,7 @@ from drivers.tcp import (
     TcpPort,
     parse_address,
 )
+from hub import netsec as _netsec
 from hub.errors import PortError, UsageError
 from hub.messages import Connect, FlowControl, LineData, Message
 from hub.options import option_names

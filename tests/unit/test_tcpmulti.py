@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from drivers._netsec import Verdict
 from drivers._sessions import Frame, Policy, SlowClient
 from drivers.tcpmulti import TcpMultiDriver, TcpMultiPort, parse_listen_address
 from hub.errors import PortError, UsageError
 from hub.messages import Connect, FlowControl, LineData, Message, SetBaud
+from hub.netsec import Verdict
 from hub.options import option_names, parse_options
 from tests.tlscerts import Pki, pki_or_skip
 
@@ -642,7 +642,7 @@ def test_close_ends_every_session(run):
     run(body)
 
 
-# ---- security (drivers._netsec, as in the tcp driver) ---------------------------------------
+# ---- security (hub.netsec, as in the tcp driver) ---------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Deferred accept on a listening socket, shared by the tcp and tcp-multi listeners.
+"""Deferred accept on a listening socket, shared by the tcp and tcp-multi listeners
+and the HTTP server.
 
 The socket is watched only while its owner has room (an idle slot, the
 connection limit not reached); otherwise connections wait in the kernel's

@@ -1,7 +1,8 @@
-"""Network security for TCP drivers: TLS, address filters and connection limits.
+"""Network security for TCP listeners and clients: TLS, address filters and connection limits.
 
 Shared by the drivers that listen on or connect to TCP (``tcp``, and the
-multi-client listener). Everything here is sans-IO except building an
+multi-client listener) and by the hub's HTTP server (``--http``); it lives in
+the core so that the core can use it without importing drivers. Everything here is sans-IO except building an
 ``ssl.SSLContext``: no sockets, no event loop, no clock. Callers pass the time
 (``loop.time()``) and the peer's address string as ``accept()`` returned it.
 
@@ -76,7 +77,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.errors import UsageError
+from .errors import UsageError
 
 __all__ = [
     "CONVERTERS",
@@ -815,6 +816,16 @@ class Gate:
             what = "failed TLS handshakes" if kind == "tls" else f"refused connections ({kind.value})"
             lines.append(f"{n} more {what} from {host} in the last {self.log.interval_s:g} s")
         return lines
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as plain data (status page, JSON API, metrics)."""
+        return {
+            "admitted": self.counts[Verdict.ADMIT],
+            "refused": {v.name.lower(): n for v, n in self.counts.items() if v is not Verdict.ADMIT},
+            "tls_failures": self.handshake_failures,
+            "connections": self.limit.active,
+            "max_connections": self.limit.limit,
+        }
 
     def summary(self) -> str:
         """Counters in words, for the log when the listener closes."""
