@@ -106,10 +106,10 @@ class Hub:
         self._fc: list[tuple[int, ...]] = []
         self._queue: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = collections.deque()
         self._busy = False
-        #: Per port: the write_data of each data destination, where neither the port
-        #: nor its destinations have filters on the way (None otherwise): data read
-        #: there goes straight to them (the hub's fast path).
-        self._direct: list[tuple[Callable[[bytes, int], None], ...] | None] = []
+        #: Per port: its data destinations, where neither the port nor they have
+        #: filters on the way (None otherwise): data read there goes straight to
+        #: their write_data (the hub's fast path).
+        self._direct: list[tuple[Port, ...] | None] = []
         self.started = False
 
     # ---- building -----------------------------------------------------------
@@ -151,14 +151,14 @@ class Hub:
             self.chains.append(chain)
         self._direct = [self._direct_writers(i) for i in range(n)]
 
-    def _direct_writers(self, src: int) -> tuple[Callable[[bytes, int], None], ...] | None:
-        """The write_data of src's data destinations, if data from src meets no filter."""
+    def _direct_writers(self, src: int) -> tuple[Port, ...] | None:
+        """src's data destinations, if data from src meets no filter on its way."""
         if self.chains[src].has_in or self.ports[src].gate_in is not None:
             return None
         dests = self._data[src]
         if any(self.chains[d].has_out for d in dests):
             return None
-        return tuple(self.ports[d].write_data for d in dests)
+        return tuple(self.ports[d] for d in dests)
 
     def _port_writer(self, port: Port) -> Callable[[Message, int], None]:
         write_data, write = port.write_data, port.write
@@ -346,8 +346,11 @@ class Hub:
         data: bytes = msgs[0].data  # type: ignore[union-attr]
         self._busy = True
         try:
-            for write_data in direct:
-                write_data(data, port)
+            for dst in direct:  # what _port_writer does, for data
+                dst.msgs_out += 1
+                if dst.taps is not None:
+                    dst.taps.data(Direction.OUT, data, None, port)
+                dst.write_data(data, port)
         except Exception:
             log.exception("error while routing messages of %s", self.ports[port].name)
         finally:
