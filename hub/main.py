@@ -12,6 +12,7 @@ from . import __version__
 from .cli import Config, build
 from .errors import HubError, UsageError
 from .hub import Hub
+from .logs import SELF_LIMITED, install_limiter
 from .registry import DRIVERS, FILTERS, Registry
 from .web import options as http_options
 
@@ -157,7 +158,9 @@ async def _report_losses(hub: Hub, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
         for p in hub.ports:
             if p.lost:
-                log.warning("Write lost %s: %d bytes, total %d", p.name, p.lost, p.lost_total)
+                # A periodic summary already: not limited again.
+                total = p.lost_total
+                log.warning("Write lost %s: %d bytes, total %d", p.name, p.lost, total, extra=SELF_LIMITED)
                 p.lost = 0
 
 
@@ -200,13 +203,39 @@ async def _finish_tasks(timeout_s: float) -> None:
             log.debug("still running at exit: %r", t)
 
 
+#: Signals that stop the hub cleanly: links removed, sessions closed, losses reported.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1)
+#: The signal that asks for a reload (`Config.reload`); it never stops the hub.
+RELOAD_SIGNAL = signal.SIGHUP
+
+
+def _reload(config: Config) -> None:
+    """SIGHUP: call the reload hook, if there is one. A failing reload keeps the hub running."""
+    hook = config.reload
+    if hook is None:
+        log.info("SIGHUP: nothing to reload (the hub was started from the command line)")
+        return
+    log.info("SIGHUP: reloading")
+    try:
+        hook()
+    except Exception:
+        log.exception("reload failed; the hub runs on unchanged")
+
+
 async def _serve(config: Config) -> None:
     hub = config.hub
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    reporter = status = None
+    stopped_by: list[str] = []
+
+    def on_stop(sig: signal.Signals) -> None:
+        stopped_by.append(sig.name)
+        stop.set()
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_stop, sig)
+    loop.add_signal_handler(RELOAD_SIGNAL, _reload, config)
+    reporter = status = limiter = None
     http = None
     try:
         hub.start()
@@ -219,13 +248,17 @@ async def _serve(config: Config) -> None:
 
             http = HttpServer(config.http, lambda: [hub])
             await http.start()
+        # From here on a warning repeated on one port is summarised (hub.logs).
+        limiter = install_limiter(loop, [p.name for p in hub.ports])
         if config.report_interval_s > 0:
             reporter = asyncio.ensure_future(_report_losses(hub, config.report_interval_s))
         if config.status_interval_s > 0:
             status = asyncio.ensure_future(_report_status(hub, config.status_interval_s))
         await stop.wait()
-        log.info("Stopping")
+        log.info("Stopping (%s)", stopped_by[0] if stopped_by else "stop")
     finally:
+        for sig in (*STOP_SIGNALS, RELOAD_SIGNAL):
+            loop.remove_signal_handler(sig)
         if reporter is not None:
             reporter.cancel()
         if status is not None:
@@ -234,6 +267,8 @@ async def _serve(config: Config) -> None:
             await http.close()
         hub.close()
         await _finish_tasks(SHUTDOWN_GRACE_S)
+        if limiter is not None:
+            limiter.close()
         for p in hub.ports:
             if p.lost:
                 log.warning("Write lost %s: %d bytes, total %d", p.name, p.lost, p.lost_total)
