@@ -19,7 +19,7 @@ application that opens, writes and closes between two polls (``echo hi >
 link``) is noticed by the data it left: connect, data, disconnect.
 
 Data written to the port while no application has it open is dropped and
-counted as lost. The application that holds the link is the port's one
+counted as unheard (status lines), not as lost. The application that holds the link is the port's one
 session in the sense of the tcp-multi listener (`drivers._sessions`): its
 queue (--write-limit), line framing (--frame) and what happens when the queue
 is full (--slow-client) follow the same rules. The port writes to the master
@@ -144,8 +144,9 @@ Options:
 Notes:
   An application opening the path is a connection (CONNECT, with CTS, DSR and
   DCD on); the last one closing it ends the connection. Data written while no
-  application has the port open is dropped and counted as lost, and a
-  reopening application never gets data meant for an earlier one.
+  application has the port open is dropped, counted as unheard in status
+  lines (not in "Write lost"), and a reopening application never gets data
+  meant for an earlier one.
   Drops for a slow application are in the "Write lost" lines; the status
   line counts them (in lines with --frame=line).
   The baud rate and stop bits an application sets are reported as the remote
@@ -708,7 +709,7 @@ class PtyPort(Port):
     def write_data(self, data: bytes, src: int) -> None:
         """Queue data for the application (see --frame and --slow-client).
 
-        Without an application it is lost, counted; with one, what its queue
+        Without an application it is unheard, counted; with one, what its queue
         cannot take is lost (whole lines with line framing), counted. With
         --slow-client=block a source along a flow-control route is throttled
         instead (XOFF) and its data queued up to the hard limit.
@@ -722,7 +723,7 @@ class PtyPort(Port):
         now = self.hub.loop.time()
         if session is None:
             self.sessions.send(data, now)  # follows the line starts for the next application
-            self.lose(len(data), Drop.NOT_CONNECTED)
+            self.discard_unheard(len(data))
             return
         before = session.bytes_out
         dropped = self.sessions.send(data, now, self._block and src in self.fc_sources)

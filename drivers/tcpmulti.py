@@ -633,6 +633,13 @@ class TcpMultiPort(Port):
         if self.write_limit == 0:
             self.lose(len(data), Drop.DISCARDED)
             return
+        sessions = self.sessions
+        if not sessions.sessions:
+            unheard = sessions.unheard
+            sessions.send(data, self.hub.loop.time())  # the --buffer backlog keeps what it can
+            self.discard_unheard(sessions.unheard - unheard)
+            self.bytes_out += len(data) - (sessions.unheard - unheard)
+            return
         self.bytes_out += len(data)
         if self.has_filters:
             msgs = [LineData(data)]
@@ -640,7 +647,7 @@ class TcpMultiPort(Port):
                 s.chain.write(msgs, src, s.handle.data_to_session)
             return
         lossless = self._block and src in self.fc_sources
-        dropped = self.sessions.send(data, self.hub.loop.time(), lossless)
+        dropped = sessions.send(data, self.hub.loop.time(), lossless)
         if dropped:
             self.lose(dropped, Drop.SLOW_CLIENT)
         if self._block:

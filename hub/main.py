@@ -171,6 +171,8 @@ def status_line(hub: Hub) -> str:
         text = f"{p.name} {p.status()}, in {p.bytes_in} B, out {p.bytes_out} B"
         if p.lost_total:
             text += f", lost {p.lost_total} B"
+        if p.unheard:
+            text += f", unheard {p.unheard} B (no connection)"
         parts.append(text)
     return "Status: " + " | ".join(parts)
 

@@ -554,7 +554,7 @@ def test_data_written_while_closed_is_dropped_and_counted(run: Any, tmp_path: An
         port = started(hub, tmp_path / "app1")
         try:
             port.write(LineData(b"old" * 1000), 0)
-            assert port.lost_total == 3000
+            assert (port.unheard, port.lost_total) == (3000, 0)  # nobody there: unheard, not lost
             fd = raw_open(tmp_path / "app1")
             await connected(hub, port)
             port.write(LineData(b"fresh"), 0)
@@ -659,7 +659,7 @@ def test_application_leaving_while_reading_is_paused(run: Any, tmp_path: Any) ->
             await hub.wait_for(lambda: port._gone, "the port noticing the close")
             assert port.lost_total == 1000
             port.write(LineData(b"y" * 10), 0)
-            assert port.lost_total == 1010
+            assert (port.lost_total, port.unheard) == (1000, 10)
             port.write(FlowControl(False), 0)
             await disconnected(hub, port)
             assert hub.data() == b"last words"
@@ -719,15 +719,16 @@ def test_line_framing_an_application_starts_at_the_next_line(run: Any, tmp_path:
         port = started(hub, tmp_path / "app1", argv=("--frame=line",))
         try:
             unheard = b"$GPGGA,1*00\r\n$GPRMC,par"
-            port.write(LineData(unheard), 0)  # nobody there: lost
+            port.write(LineData(unheard), 0)  # nobody there: unheard
             fd = raw_open(tmp_path / "app1")
             await connected(hub, port)
             port.write(LineData(b"t of the RMC*00\r\n$GPVTG,"), 0)
             port.write(LineData(b"1*00\r\n"), 0)
             assert await asyncio.to_thread(read_fd_until, fd, b"\n") == b"$GPVTG,1*00\r\n"
             assert await asyncio.to_thread(read_fd, fd, 1, POLL_INTERVAL_S) == b""
-            # skipping to the first line start is not a loss; the data nobody held the link for is
-            assert port.lost_total == len(unheard) and port.sessions.dropped_bytes == 0
+            # skipping to the first line start is not a loss; the data nobody held the link for is unheard
+            assert port.unheard == len(unheard)
+            assert port.lost_total == 0 and port.sessions.dropped_bytes == 0
             assert port.bytes_out == len(b"$GPVTG,1*00\r\n")
             os.close(fd)
             await disconnected(hub, port)
@@ -775,12 +776,12 @@ def test_line_framing_drop_loses_whole_lines_and_counts_them(
         port = started(hub, link, argv=("--frame=line", "--slow-client=drop", "--write-limit=4096"))
         port.fc_sources = frozenset({0})  # even along a flow-control route, drop throttles nobody
         try:
-            port.write(LineData(PRIME), 0)  # nobody there: lost; the stream is at a line start
+            port.write(LineData(PRIME), 0)  # nobody there: unheard; the stream is at a line start
             fd = raw_open(link)
             await connected(hub, port)
             for piece in in_pieces(stream, seed=7):
                 port.write(LineData(piece), 0)
-            dropped = port.lost_total - len(PRIME)
+            dropped = port.lost_total
             assert dropped > 0 and port.sessions.dropped_lines > 0
             assert hub.of(FlowControl) == []
             assert port.queued_bytes() <= 4096 + 3000
@@ -833,7 +834,8 @@ def test_line_framing_block_is_lossless_along_a_flow_control_route(run: Any, tmp
             assert hub.of(FlowControl) == [FlowControl(True)]
             assert await asyncio.to_thread(read_fd, fd, len(stream)) == stream
             await hub.wait_for(lambda: hub.of(FlowControl)[-1] == FlowControl(False), "XON")
-            assert port.lost_total == len(PRIME) and port.sessions.dropped_bytes == 0
+            assert port.lost_total == 0 and port.sessions.dropped_bytes == 0
+            assert port.unheard == len(PRIME)
             os.close(fd)
         finally:
             port.close()
