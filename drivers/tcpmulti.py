@@ -52,7 +52,7 @@ from ._sessions import (
 )
 from .tcp import format_hostport, parse_interface
 
-__all__ = ["USAGE", "TcpMultiDriver", "TcpMultiPort", "parse_listen_address"]
+__all__ = ["USAGE", "TcpMultiDriver", "TcpMultiPort", "hold_nothing", "parse_listen_address"]
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,22 @@ def _set_socket_options(sock: Any, idle_s: int, sndbuf: int) -> None:
         opt = getattr(socket, name, None)
         if opt is not None:
             sock.setsockopt(socket.IPPROTO_TCP, opt, value)
+
+
+def hold_nothing(transport: Any) -> None:
+    """Make `transport` pause its protocol as soon as it holds an unsent byte.
+
+    A plain transport (asyncio's or uvloop's) pauses when its buffer is *above*
+    the high-water mark, so high=0 does it. A TLS transport (asyncio's
+    sslproto and uvloop's alike) pauses when its buffer is *at or above* it:
+    with high=0 it paused after every write, even one that went out whole, and
+    resumed only when the peer sent something, so a client that only reads got
+    the first write and nothing more, and --slow-client=block stalled the
+    device. There high=1 means "any byte left". Under TLS the socket transport
+    below still buffers up to its default 64 KiB before that shows.
+    """
+    tls = transport.get_extra_info("ssl_object") is not None
+    transport.set_write_buffer_limits(high=1 if tls else 0, low=0)
 
 
 # ---- the port ---------------------------------------------------------------------
@@ -729,7 +745,7 @@ class TcpMultiPort(Port):
                 log.debug("%s: cannot set socket options: %s", self.name, exc)
         # Our own queue holds the backlog (shared chunks, frame-aware drops): the
         # transport only holds what the socket did not take of one write.
-        transport.set_write_buffer_limits(high=0)  # type: ignore[attr-defined]
+        hold_nothing(transport)
         if self.xoff_count:
             transport.pause_reading()  # type: ignore[attr-defined]
         write, writelines = transport.write, transport.writelines  # type: ignore[attr-defined]
