@@ -381,6 +381,90 @@ def test_close_leaves_a_link_that_is_no_longer_ours(run: Any, tmp_path: Any) -> 
     run(main())
 
 
+def test_a_link_another_hub_holds_is_refused_naming_its_pid(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "app1"
+        os.symlink("/dev/pts/77", link)  # the other hub's link
+        lock = os.open(f"{link}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.write(lock, b"4242\n")
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another open file: as another process would
+            port = make_port(FakeHub(), link)
+            with pytest.raises(UsageError, match=r"in use by another hub \(pid 4242\)") as info:
+                port.start()
+            assert info.value.arg == str(link)
+            port.close()
+            assert os.readlink(link) == "/dev/pts/77"
+            assert os.path.exists(f"{link}.lock")
+        finally:
+            os.close(lock)
+
+    run(main())
+
+
+def test_a_killed_hubs_link_is_replaced_and_the_lock_goes_at_close(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "app1"
+        os.symlink("/dev/null", link)  # not a pty: replaced only because a hub's lock says so
+        (tmp_path / "app1.lock").write_text("99999999\n")  # nobody holds it: its hub is gone
+        port = started(FakeHub(), link)
+        try:
+            assert os.readlink(link) == port.slave_path
+            assert (tmp_path / "app1.lock").read_text() == f"{os.getpid()}\n"
+        finally:
+            port.close()
+        assert not os.path.lexists(link) and not os.path.lexists(tmp_path / "app1.lock")
+
+    run(main())
+
+
+def test_a_symlink_no_hub_made_is_refused_and_kept(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "app1"
+        os.symlink("/dev/ttyS0", link)  # the user's own link
+        port = make_port(FakeHub(), link)
+        with pytest.raises(UsageError, match="symlink to /dev/ttyS0 that no hub made"):
+            port.start()
+        port.close()
+        assert os.readlink(link) == "/dev/ttyS0"
+        assert not os.path.lexists(tmp_path / "app1.lock")
+
+    run(main())
+
+
+def test_a_planted_lock_symlink_is_refused(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        victim = tmp_path / "victim"
+        victim.write_text("keep")
+        os.symlink(victim, tmp_path / "app1.lock")
+        port = make_port(FakeHub(), tmp_path / "app1")
+        with pytest.raises(UsageError, match=r"lock file .* is a symlink"):
+            port.start()
+        assert victim.read_text() == "keep"
+
+    run(main())
+
+
+def test_a_world_writable_directory_without_sticky_bit_is_warned_about(
+    run: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        shared.chmod(0o777)
+        sticky = tmp_path / "sticky"
+        sticky.mkdir()
+        sticky.chmod(0o1777)
+        with caplog.at_level(logging.WARNING, "drivers.pty"):
+            for d in (shared, sticky):
+                port = started(FakeHub(), d / "app1")
+                port.close()
+        warned = [r.getMessage() for r in caplog.records if "sticky bit" in r.getMessage()]
+        assert len(warned) == 1 and str(shared) in warned[0]
+
+    run(main())
+
+
 def test_file_created_before_start_is_refused(run: Any, tmp_path: Any) -> None:
     async def main() -> None:
         link = tmp_path / "app1"
