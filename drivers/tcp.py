@@ -141,6 +141,14 @@ A listener without --interface listens on every interface, as hub4com does,
 and warns at start-up unless --allow or TLS with --tls-ca restricts who gets
 in; --interface=127.0.0.1 keeps it local (an explicit --interface=0.0.0.0
 says every interface is meant).
+
+A client port holds what is written to it while it connects, waits to
+reconnect, or is half-closed with a new connection wanted (up to
+--write-limit), and sends it once connected. When its connection counter
+falls to 0 a port shuts down its sending side and waits at most 0.25 s for
+the peer to close, then closes the socket. Data written while a port has no
+connection and none is wanted (an idle listener, a client nobody asked to
+connect) is counted as unheard in status lines, not as lost.
 """
 
 #: After a failed connect attempt: least delay, doubled per failure up to the max.

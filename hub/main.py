@@ -32,7 +32,8 @@ Common options:
                             Read arguments from a file (or standard input if
                             <file> is empty), one per line, between the lines
                             <begin> and <end>. %%0%% is the file name, %%1%%...
-                            the parameters; lines starting with # are comments.
+                            the parameters (one not given is an error);
+                            lines starting with # are comments.
   --route=<LstR>:<LstL>     Send data from ports LstR to ports LstL (never to itself).
   --bi-route=<LstR>:<LstL>  The same in both directions.
   --echo-route=<Lst>        Send data from each port in Lst back to itself.
@@ -49,7 +50,8 @@ Common options:
   --use-driver=<MID>        Driver for the following ports (default serial).
   --report-interval=<s>     Seconds between loss reports (default 10, 0 = off).
   --status-interval=<s>     Log a status line of every port every <s> seconds
-                            (default 0 = off).
+                            (default 0 = off): bytes in and out, lost, and
+                            unheard (written while nobody was connected).
   -v, -vv / -q              More / less logging (debug / warnings only).
   --help                    Show this help and the list of modules.
   --help=<LstM>             Show the help of modules LstM (* for all).
@@ -60,6 +62,10 @@ sends to every other port and port 1 sends back to port 0; flow control runs
 both ways wherever data does. The sticky options of drivers and filters (for
 example --baud=, --interface=, --write-limit=) apply to every later port of
 that driver until changed again.
+
+SIGINT, SIGTERM, SIGQUIT and SIGUSR1 stop the hub cleanly; SIGHUP asks for a
+reload and never stops it. A warning repeated on one port is logged once,
+then summarised with its count at most every 10 s.
 """
 
 USAGE = _USAGE.replace(
