@@ -151,6 +151,13 @@ class RepeatLimiter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or getattr(record, "ratelimited", False):
             return True
+        # One verdict per record, however many handlers the limiter sits on.
+        verdict: bool | None = record.__dict__.get("_repeat_verdict")
+        if verdict is None:
+            verdict = record.__dict__["_repeat_verdict"] = self._decide(record)
+        return verdict
+
+    def _decide(self, record: logging.LogRecord) -> bool:
         key = (record.name, self._kind(record), self._port_of(record))
         now = self.clock()
         seen = self._seen.get(key)
@@ -178,6 +185,7 @@ class RepeatLimiter(logging.Filter):
         for seen in self._seen.values():
             if seen.suppressed and seen.last is not None and (force or now - seen.since >= self.interval_s):
                 rec = logging.makeLogRecord(seen.last.__dict__)
+                rec.__dict__.pop("_repeat_verdict", None)
                 _add_summary(rec, seen.suppressed, now - seen.since)
                 rec.ratelimited = True
                 rec.created = time.time()

@@ -208,6 +208,20 @@ def test_installed_limiter_bounds_a_flood_of_200000() -> None:
     assert cap.handler.filters == []
 
 
+def test_on_several_handlers_a_record_is_judged_once() -> None:
+    first, second = Captured("test.two"), Captured("test.two")  # one logger, two handlers
+    try:
+        handle = install_limiter(None, handlers=[first.handler, second.handler])
+        first.logger.warning("device gone")
+        first.logger.warning("device gone")
+        handle.close()
+    finally:
+        first.close()
+        second.close()
+    expected = ["device gone", "device gone (1 more like this in the last 0 s)"]
+    assert first.lines() == second.lines() == expected
+
+
 def test_the_loop_timer_summarises_when_the_flood_stops() -> None:
     cap = Captured("test.timer")
     clock = Clock()
