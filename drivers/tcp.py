@@ -82,7 +82,7 @@ from typing import Any
 from hub import netsec as _netsec
 from hub.accept import Acceptor
 from hub.errors import PortError, UsageError
-from hub.logs import peer_text
+from hub.logs import SELF_LIMITED, peer_text
 from hub.messages import Connect, FlowControl, LineData, Message
 from hub.netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
@@ -579,7 +579,7 @@ class _Listener:
         elif verdict is Verdict.REFUSED:
             log.info("%s %s", port.name, text)
         else:
-            log.warning("%s: %s", self.label, text)
+            log.warning("%s: %s", self.label, text, extra=SELF_LIMITED)
 
     # ---- TLS handshakes -----------------------------------------------------
 
@@ -609,7 +609,7 @@ class _Listener:
             if text is None:
                 self._arm_flush()
             else:
-                log.warning("%s: %s", self.label, text)
+                log.warning("%s: %s", self.label, text, extra=SELF_LIMITED)
         except BaseException:  # cancelled by close(), or a bug: nothing may leak
             conn.close()
             proto.release()
@@ -659,7 +659,7 @@ class _Listener:
     def _flush(self) -> None:
         self._flush_timer = None
         for line in self.gate.flush(self.loop.time()):
-            log.warning("%s: %s", self.label, line)
+            log.warning("%s: %s", self.label, line, extra=SELF_LIMITED)
         if self.gate.log.pending:
             self._arm_flush()
 

@@ -34,6 +34,7 @@ from hub import netsec as _netsec
 from hub.accept import Acceptor
 from hub.chain import Sticky
 from hub.errors import PortError, UsageError
+from hub.logs import SELF_LIMITED
 from hub.messages import Connect, FlowControl, LineData, Message
 from hub.netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
@@ -583,7 +584,7 @@ class TcpMultiPort(Port):
             if text is None:
                 self._arm_flush()
             else:
-                log.warning("%s: %s", self.name, text)
+                log.warning("%s: %s", self.name, text, extra=SELF_LIMITED)
             return
         proto = _SessionProtocol(self, peer, ticket)
         task = loop.create_task(self._wrap(proto, conn))
@@ -615,7 +616,7 @@ class TcpMultiPort(Port):
             if text is None:
                 self._arm_flush()
             else:
-                log.warning("%s: %s", self.name, text)
+                log.warning("%s: %s", self.name, text, extra=SELF_LIMITED)
         except BaseException:  # cancelled by close(), or a bug: nothing may leak
             conn.close()
             proto.ticket.release()
@@ -630,7 +631,7 @@ class TcpMultiPort(Port):
         self._flush_timer = None
         now = self.hub.loop.time()
         for line in self.gate.flush(now):
-            log.warning("%s: %s", self.name, line)
+            log.warning("%s: %s", self.name, line, extra=SELF_LIMITED)
         for host, n in self._refusals.flush(now):
             log.info(
                 "%s: %d more clients from %s refused (--max-clients) in the last %g s",
