@@ -3,8 +3,9 @@
 * An RFC 2217 SIGNATURE with a newline and terminal escape codes is logged
   escaped and cut to a bound: no forged line, nothing for a terminal to run.
 * A client repeating a bad request 200,000 times (unknown escape records to
-  com2tcp-esc, unknown telnet commands to an RFC 2217 server) writes a
-  bounded number of log lines: the first, then a summary with the count.
+  com2tcp-esc, unknown telnet commands to an RFC 2217 server, data sizes a
+  pty cannot take) writes a bounded number of log lines: the first, then a
+  summary with the count.
 """
 
 from __future__ import annotations
@@ -83,3 +84,28 @@ def test_200000_bad_telnet_commands_give_two_log_lines(start_hub, pty_device):
     assert count(hub, "telnet peer: unknown command IAC 16") == 2, hub.output[-2000:]
     assert f"({REPEATS - 1} more like this in the last" in hub.output
     assert len(hub.lines) < 40
+
+
+def test_200000_line_control_requests_the_device_cannot_take(start_hub, pty_device):
+    # Issue 11 item 4: one log line per request before (200,000 from one connection).
+    dev = pty_device()
+    port = free_port()
+    hub = start_hub(
+        "--octs=off",
+        dev.path,
+        "--create-filter=telnet,srv,telnet:--comport=server",
+        "--create-filter=linectl,lc,linectl:--br=remote --lc=remote",
+        "--add-filters=0:lc",
+        "--add-filters=1:srv",
+        "--use-driver=tcp",
+        "--interface=127.0.0.1",
+        f"*{port}",
+        wait_ports=2,
+    )
+    size5, size7 = (IAC + SB + COM_PORT + bytes((2, n)) + IAC + SE for n in (5, 7))  # SET-DATASIZE
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S) as c:
+        hub.wait_line("accepted connection")
+        c.sendall((size5 + size7) * (REPEATS // 2) + b"END\n")
+        assert dev.read(4, timeout=120) == b"END\n"
+    hub.stop()
+    assert len(hub.lines) < 40, hub.output[-3000:]
