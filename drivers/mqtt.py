@@ -85,6 +85,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.caps import In, Out
 from hub.errors import UsageError
+from hub.logs import peer_text
 from hub.messages import (
     BreakStatus,
     LineControl,
@@ -547,9 +548,9 @@ def decode_ctl(payload: bytes) -> tuple[CtlKind, dict[str, Any]]:
     try:
         kind = CtlKind(key)
     except ValueError:
-        raise CtlError(f'unknown kind "{key}" (expected set or state)') from None
+        raise CtlError(f"unknown kind {peer_text(key)} (expected set or state)") from None
     if not isinstance(body, dict):
-        raise CtlError(f'"{key}" is not an object')
+        raise CtlError(f"{peer_text(key)} is not an object")
     checks = _FIELDS[kind]
     fields: dict[str, Any] = {}
     for name, value in body.items():
@@ -1089,7 +1090,7 @@ class MqttPort(Port):
     def _status_in(self, payload: bytes) -> None:
         text = payload.strip().lower()
         if text not in (ONLINE, OFFLINE):
-            log.debug("%s: unknown status %r", self.name, payload[:40])
+            log.debug("%s: unknown status %s", self.name, peer_text(payload))
             return
         online = text == ONLINE
         if online == self.device_online:

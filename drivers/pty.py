@@ -2,9 +2,12 @@
 
 A port argument is a path such as /tmp/gps1. The port creates a pty, puts its
 slave side in raw mode and makes the path a symlink to the slave (/dev/pts/N);
-applications open the path as if it were a serial port. A symlink already at
-the path (left by an earlier run) is replaced; any other file there is refused.
-The link is removed when the port closes.
+applications open the path as if it were a serial port. The hub holds a lock
+file beside the link (/tmp/gps1.lock, `drivers._ptylink`): a link another
+running hub holds is refused at start-up, naming that hub's pid; a link left
+by a hub that was killed is replaced, and so is a symlink to a pty slave left
+by an earlier run; any other file there is refused. The link is removed when
+the port closes, if it still points at our pty.
 
 How it works on Linux
 ---------------------
@@ -19,7 +22,7 @@ application that opens, writes and closes between two polls (``echo hi >
 link``) is noticed by the data it left: connect, data, disconnect.
 
 Data written to the port while no application has it open is dropped and
-counted as lost. The application that holds the link is the port's one
+counted as unheard (status lines), not as lost. The application that holds the link is the port's one
 session in the sense of the tcp-multi listener (`drivers._sessions`): its
 queue (--write-limit), line framing (--frame) and what happens when the queue
 is full (--slow-client) follow the same rules. The port writes to the master
@@ -95,6 +98,7 @@ from hub.messages import (
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, lc_fields, parse_write_limit
 
 from ._fdio import READ_SIZE, FdStream
+from ._ptylink import LinkLock, directory_warning
 from ._sessions import (
     Chunk,
     Frame,
@@ -118,8 +122,10 @@ Pseudo-terminal driver: a virtual serial port for local applications, the part
 com0com pairs play on Windows. A port argument is the path of a symlink the hub
 creates to a new pty, such as /tmp/gps1; applications open that path as a serial
 port. The port is shown as the path's last part and its number, for example
-gps1(2). A symlink already at the path is replaced; any other file is refused.
-The link is removed when the hub stops. The options apply to every pty port
+gps1(2). The hub locks <path>.lock while it runs: a link another running hub
+holds is refused (naming its pid); one left by a killed hub, or a symlink to a
+pty from an earlier run, is replaced; any other file is refused. The link is
+removed when the hub stops, if it still points at the hub's pty. The options apply to every pty port
 after them. Like all driver options they reach every driver: the options of
 the same names given for tcp-multi ports (or for mqtt ports: --frame) apply to
 the pty ports after them too.
@@ -144,8 +150,9 @@ Options:
 Notes:
   An application opening the path is a connection (CONNECT, with CTS, DSR and
   DCD on); the last one closing it ends the connection. Data written while no
-  application has the port open is dropped and counted as lost, and a
-  reopening application never gets data meant for an earlier one.
+  application has the port open is dropped, counted as unheard in status
+  lines (not in "Write lost"), and a reopening application never gets data
+  meant for an earlier one.
   Drops for a slow application are in the "Write lost" lines; the status
   line counts them (in lines with --frame=line).
   The baud rate and stop bits an application sets are reported as the remote
@@ -331,6 +338,8 @@ class PtyPort(Port):
         self._opens = 0
         #: Logged at start (so that a start-up error stays one line).
         self.warnings: list[str] = []
+        #: The lock beside the link, held from start to close.
+        self._lock = LinkLock(link)
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "idle"
@@ -379,21 +388,30 @@ class PtyPort(Port):
         self._packet = bool(self.wanted & (In.RBR | In.RLC))
         self._msr = self.wanted.msr & _LINES
         _check_link(self.link)
+        self._lock.acquire()  # before anything is touched: another hub's link stays as it is
         try:
+            self._claim_link()
             self._open_pty()
         except (OSError, termios.error) as exc:
+            self._lock.release()
             raise UsageError(self.link, f"Cannot create a pty: {_strerror(exc)}") from None
+        except UsageError:
+            self._lock.release()
+            raise
         try:
             self._make_link()
         except OSError as exc:
             self._close_pty()
+            self._lock.release()
             raise UsageError(self.link, f"Cannot create the pty link: {exc.strerror}") from None
         except UsageError:
             self._close_pty()
+            self._lock.release()
             raise
         self._line = self._read_line()
         log.info("%s: %s is a link to %s", self.name, self.link, self.slave_path)
-        for text in self.warnings:
+        exposed = directory_warning(self.link)
+        for text in [*self.warnings, *([exposed] if exposed else [])]:
             log.warning("Warning: %s", text)
         self._schedule_poll()
 
@@ -408,6 +426,7 @@ class PtyPort(Port):
         self.lose(self._end_session("the hub stopped with an application on"), Drop.UNSENT)
         self._remove_link()
         self._close_pty()
+        self._lock.release()
         log.debug("%s: closed", self.name)
 
     def _open_pty(self, keep: LineSettings | None = None) -> None:
@@ -447,6 +466,15 @@ class PtyPort(Port):
                 log.debug("%s: closing the pty master: %s", self.name, exc)
             self._fd = -1
             self._poller = None
+
+    def _claim_link(self) -> None:
+        """Refuse a symlink at the link that no hub made (with the lock held). Raises UsageError."""
+        if os.path.islink(self.link) and not self._lock.may_replace():
+            raise UsageError(
+                self.link,
+                f"The pty link path is a symlink to {os.readlink(self.link)} that no hub made; "
+                "remove it or choose another path",
+            )
 
     def _make_link(self) -> None:
         """Point the link at the slave, replacing a symlink that is there.
@@ -708,7 +736,7 @@ class PtyPort(Port):
     def write_data(self, data: bytes, src: int) -> None:
         """Queue data for the application (see --frame and --slow-client).
 
-        Without an application it is lost, counted; with one, what its queue
+        Without an application it is unheard, counted; with one, what its queue
         cannot take is lost (whole lines with line framing), counted. With
         --slow-client=block a source along a flow-control route is throttled
         instead (XOFF) and its data queued up to the hard limit.
@@ -722,7 +750,7 @@ class PtyPort(Port):
         now = self.hub.loop.time()
         if session is None:
             self.sessions.send(data, now)  # follows the line starts for the next application
-            self.lose(len(data), Drop.NOT_CONNECTED)
+            self.discard_unheard(len(data))
             return
         before = session.bytes_out
         dropped = self.sessions.send(data, now, self._block and src in self.fc_sources)

@@ -59,6 +59,7 @@ from typing import Any
 
 from hub.caps import Out
 from hub.errors import UsageError
+from hub.logs import peer_text
 from hub.messages import Message
 from hub.port import Driver, HubLink, Port, PortState
 
@@ -432,7 +433,7 @@ class SimPort(Port):
     def send_data(self, data: bytes) -> None:
         # bytes_out was counted by Port.write_data; a simulated device has no use for them.
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s ignores %d bytes written: %r", self.name, len(data), data[:80])
+            log.debug("%s ignores %d bytes written: %s", self.name, len(data), peer_text(data))
 
     def write_signal(self, msg: Message) -> None:
         if log.isEnabledFor(logging.DEBUG):

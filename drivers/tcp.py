@@ -21,8 +21,19 @@ Differences from hub4com, on purpose (spec 6.4 item 9, section 7.4):
 * A client that keeps failing to connect does not spin: after a failed
   attempt the delay is at least 0.1 s, doubling per failure up to 2 s. The first
   reconnect after an established connection ends uses the configured delay.
-* A client that half-closed (its counter fell to 0) and is asked to connect
-  again before the peer has closed connects again once the peer closes.
+* A half-close (the counter fell to 0) waits at most ``HALF_CLOSE_TIMEOUT_S``
+  (0.25 s) for the peer to close, then closes the socket, so a slow peer never
+  holds up a new session. A client asked to connect again meanwhile connects
+  once the old connection is gone.
+* Nothing is lost while connecting: data written to a client that is
+  connecting, waiting to reconnect, or half-closed with a new connection
+  wanted is held (up to --write-limit; beyond it the sources are paused along
+  flow-control routes, else the overflow is lost, counted) and sent in order
+  once connected. Held data is lost, counted, only when the connection is no
+  longer wanted or will not be retried.
+* Data written while a port has no connection and none is wanted (an idle
+  listener slot, an on-demand client nobody asked to connect) is counted as
+  unheard (status lines), not as lost.
 
 Security (hub4com had none; the mechanisms live in `hub.netsec`):
 
@@ -71,6 +82,7 @@ from typing import Any
 from hub import netsec as _netsec
 from hub.accept import Acceptor
 from hub.errors import PortError, UsageError
+from hub.logs import SELF_LIMITED, peer_text
 from hub.messages import Connect, FlowControl, LineData, Message
 from hub.netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
@@ -129,6 +141,14 @@ A listener without --interface listens on every interface, as hub4com does,
 and warns at start-up unless --allow or TLS with --tls-ca restricts who gets
 in; --interface=127.0.0.1 keeps it local (an explicit --interface=0.0.0.0
 says every interface is meant).
+
+A client port holds what is written to it while it connects, waits to
+reconnect, or is half-closed with a new connection wanted (up to
+--write-limit), and sends it once connected. When its connection counter
+falls to 0 a port shuts down its sending side and waits at most 0.25 s for
+the peer to close, then closes the socket. Data written while a port has no
+connection and none is wanted (an idle listener, a client nobody asked to
+connect) is counted as unheard in status lines, not as lost.
 """
 
 #: After a failed connect attempt: least delay, doubled per failure up to the max.
@@ -140,6 +160,8 @@ _LISTEN_RETRY_S = 5.0
 _NO_IPV6_ERRNOS = frozenset({errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT})
 #: SO_LINGER on, 0 s: close() sends RST (refusing a connection).
 _LINGER_RESET = struct.pack("ii", 1, 0)
+#: How long a half-close waits for the peer to close before the socket is closed.
+HALF_CLOSE_TIMEOUT_S = 0.25
 #: Data a connection may deliver while its reading is paused (a transport pauses
 #: after at most a read or two); past it the connection is dropped.
 _HELD_MAX_BYTES = 1024 * 1024
@@ -200,7 +222,8 @@ def _tls_note(transport: asyncio.BaseTransport) -> str:
     version = sslobj.version() or "TLS"
     cert = transport.get_extra_info("peercert") or {}
     names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
-    return f" ({version}, peer {names[0]})" if names else f" ({version})"
+    # The name is the peer's (its CA vouches for it, not for what it contains).
+    return f" ({version}, peer {peer_text(names[0])})" if names else f" ({version})"
 
 
 def _reason(exc: BaseException) -> str:
@@ -556,7 +579,7 @@ class _Listener:
         elif verdict is Verdict.REFUSED:
             log.info("%s %s", port.name, text)
         else:
-            log.warning("%s: %s", self.label, text)
+            log.warning("%s: %s", self.label, text, extra=SELF_LIMITED)
 
     # ---- TLS handshakes -----------------------------------------------------
 
@@ -586,7 +609,7 @@ class _Listener:
             if text is None:
                 self._arm_flush()
             else:
-                log.warning("%s: %s", self.label, text)
+                log.warning("%s: %s", self.label, text, extra=SELF_LIMITED)
         except BaseException:  # cancelled by close(), or a bug: nothing may leak
             conn.close()
             proto.release()
@@ -636,7 +659,7 @@ class _Listener:
     def _flush(self) -> None:
         self._flush_timer = None
         for line in self.gate.flush(self.loop.time()):
-            log.warning("%s: %s", self.label, line)
+            log.warning("%s: %s", self.label, line, extra=SELF_LIMITED)
         if self.gate.log.pending:
             self._arm_flush()
 
@@ -819,6 +842,8 @@ class TcpPort(Port):
         self._connect_after_close = False
         #: A listener's counter fell to 0 while accepting: half-close once up.
         self._half_close_when_up = False
+        #: Closes a half-closed connection whose peer does not close in time.
+        self._close_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         read = "paused" if self.xoff_count else "on"
@@ -912,6 +937,7 @@ class TcpPort(Port):
             return
         self.state = State.CLOSED
         self._cancel_timer()
+        self._cancel_close_timer()
         task, self._task = self._task, None
         if task is not None and self.address.is_client:
             task.cancel()  # an accept task finishes by itself and finds the port closed
@@ -928,20 +954,29 @@ class TcpPort(Port):
                 del self._listeners[key]
 
     def send_data(self, data: bytes) -> None:
+        """Write, hold for a connection on its way, or count as unheard (no connection)."""
         st = self.state
         if st is State.CONNECTED:
             assert self._transport is not None
             self._transport.write(data)
-        elif st is State.CONNECTING:
+        elif st is State.CONNECTING or self._wants_connection():
             self._pending.append(data)
             self._pending_bytes += len(data)
             if self._pending_bytes > self.high_water:
                 self.set_write_paused(True)
         else:
-            self.lose(len(data), Drop.NOT_CONNECTED)
+            self.discard_unheard(len(data))
+
+    def _wants_connection(self) -> bool:
+        """A client that is (re)connecting or will connect once its old connection is gone."""
+        if not self.address.is_client or self.state is State.CLOSED:
+            return False
+        if self.state is State.HALF_CLOSED:
+            return self._connect_after_close
+        return self.address.permanent or self.connection_counter > 0
 
     def queued_bytes(self) -> int:
-        if self._transport is not None:
+        if self.state is State.CONNECTED and self._transport is not None:
             return self._transport.get_write_buffer_size()
         return self._pending_bytes
 
@@ -981,6 +1016,8 @@ class TcpPort(Port):
         if client:
             self._cancel_timer()
             self._connect_after_close = False
+            if st in (State.IDLE, State.HALF_CLOSED):
+                self._discard_queue()  # held for a connection nobody wants now
         if st is State.CONNECTED:
             self._half_close()
         elif st is State.CONNECTING:
@@ -1044,7 +1081,6 @@ class TcpPort(Port):
             return
         self._proto = None
         self._failures += 1
-        self._discard_queue()
         level = logging.WARNING if self._failures == 1 else logging.DEBUG
         log.log(level, "%s: cannot connect to %s: %s", self.name, self.address, reason)
         self.state = State.IDLE
@@ -1188,12 +1224,32 @@ class TcpPort(Port):
             transport.write_eof()
         except (OSError, RuntimeError, NotImplementedError):
             transport.close()
+        self._cancel_close_timer()
+        self._close_timer = self.hub.loop.call_later(HALF_CLOSE_TIMEOUT_S, self._half_close_expired)
+
+    def _half_close_expired(self) -> None:
+        """The peer did not close in time: close the socket (what it still holds is lost)."""
+        self._close_timer = None
+        transport = self._transport
+        if self.state is not State.HALF_CLOSED or transport is None:
+            return
+        unsent = transport.get_write_buffer_size()
+        if unsent:
+            self.lose(unsent, Drop.UNSENT)
+        log.debug("%s: %s did not close within %g s; closing", self.name, self.peer, HALF_CLOSE_TIMEOUT_S)
+        transport.abort()
+
+    def _cancel_close_timer(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
 
     def _connection_lost(self, proto: _TcpProtocol, exc: Exception | None) -> None:
         if proto is not self._proto:
             return
         transport, self._transport = self._transport, None
         self._proto = None
+        self._cancel_close_timer()
         if transport is not None:
             # Whatever the transport still held is lost (asyncio may already have
             # dropped it after a send error; then this counts 0).
@@ -1205,7 +1261,7 @@ class TcpPort(Port):
         self.peer = None
         self.state = State.IDLE
         self._release_held()  # what the peer sent before it went is still its data
-        self.set_write_paused(False)
+        self.set_write_paused(self._pending_bytes > self.high_water)  # held for the next one
         self.set_connected(False)
         self._after_session(failed=False)
 
@@ -1226,9 +1282,11 @@ class TcpPort(Port):
             self._connect()
             return
         if not (self.address.permanent or self.connection_counter > 0):
+            self._discard_queue()
             return
         delay = self.reconnect_s
         if delay is None:
+            self._discard_queue()  # held for a connection that will not come
             return
         if failed:
             backoff = min(_RETRY_MIN_S * 2 ** (self._failures - 1), _RETRY_MAX_S)

@@ -34,6 +34,7 @@ from hub import netsec as _netsec
 from hub.accept import Acceptor
 from hub.chain import Sticky
 from hub.errors import PortError, UsageError
+from hub.logs import SELF_LIMITED
 from hub.messages import Connect, FlowControl, LineData, Message
 from hub.netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
@@ -52,7 +53,7 @@ from ._sessions import (
 )
 from .tcp import format_hostport, parse_interface
 
-__all__ = ["USAGE", "TcpMultiDriver", "TcpMultiPort", "parse_listen_address"]
+__all__ = ["USAGE", "TcpMultiDriver", "TcpMultiPort", "hold_nothing", "parse_listen_address"]
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +309,22 @@ def _set_socket_options(sock: Any, idle_s: int, sndbuf: int) -> None:
         opt = getattr(socket, name, None)
         if opt is not None:
             sock.setsockopt(socket.IPPROTO_TCP, opt, value)
+
+
+def hold_nothing(transport: Any) -> None:
+    """Make `transport` pause its protocol as soon as it holds an unsent byte.
+
+    A plain transport (asyncio's or uvloop's) pauses when its buffer is *above*
+    the high-water mark, so high=0 does it. A TLS transport (asyncio's
+    sslproto and uvloop's alike) pauses when its buffer is *at or above* it:
+    with high=0 it paused after every write, even one that went out whole, and
+    resumed only when the peer sent something, so a client that only reads got
+    the first write and nothing more, and --slow-client=block stalled the
+    device. There high=1 means "any byte left". Under TLS the socket transport
+    below still buffers up to its default 64 KiB before that shows.
+    """
+    tls = transport.get_extra_info("ssl_object") is not None
+    transport.set_write_buffer_limits(high=1 if tls else 0, low=0)
 
 
 # ---- the port ---------------------------------------------------------------------
@@ -567,7 +584,7 @@ class TcpMultiPort(Port):
             if text is None:
                 self._arm_flush()
             else:
-                log.warning("%s: %s", self.name, text)
+                log.warning("%s: %s", self.name, text, extra=SELF_LIMITED)
             return
         proto = _SessionProtocol(self, peer, ticket)
         task = loop.create_task(self._wrap(proto, conn))
@@ -599,7 +616,7 @@ class TcpMultiPort(Port):
             if text is None:
                 self._arm_flush()
             else:
-                log.warning("%s: %s", self.name, text)
+                log.warning("%s: %s", self.name, text, extra=SELF_LIMITED)
         except BaseException:  # cancelled by close(), or a bug: nothing may leak
             conn.close()
             proto.ticket.release()
@@ -614,7 +631,7 @@ class TcpMultiPort(Port):
         self._flush_timer = None
         now = self.hub.loop.time()
         for line in self.gate.flush(now):
-            log.warning("%s: %s", self.name, line)
+            log.warning("%s: %s", self.name, line, extra=SELF_LIMITED)
         for host, n in self._refusals.flush(now):
             log.info(
                 "%s: %d more clients from %s refused (--max-clients) in the last %g s",
@@ -633,6 +650,13 @@ class TcpMultiPort(Port):
         if self.write_limit == 0:
             self.lose(len(data), Drop.DISCARDED)
             return
+        sessions = self.sessions
+        if not sessions.sessions:
+            unheard = sessions.unheard
+            sessions.send(data, self.hub.loop.time())  # the --buffer backlog keeps what it can
+            self.discard_unheard(sessions.unheard - unheard)
+            self.bytes_out += len(data) - (sessions.unheard - unheard)
+            return
         self.bytes_out += len(data)
         if self.has_filters:
             msgs = [LineData(data)]
@@ -640,7 +664,7 @@ class TcpMultiPort(Port):
                 s.chain.write(msgs, src, s.handle.data_to_session)
             return
         lossless = self._block and src in self.fc_sources
-        dropped = self.sessions.send(data, self.hub.loop.time(), lossless)
+        dropped = sessions.send(data, self.hub.loop.time(), lossless)
         if dropped:
             self.lose(dropped, Drop.SLOW_CLIENT)
         if self._block:
@@ -722,7 +746,7 @@ class TcpMultiPort(Port):
                 log.debug("%s: cannot set socket options: %s", self.name, exc)
         # Our own queue holds the backlog (shared chunks, frame-aware drops): the
         # transport only holds what the socket did not take of one write.
-        transport.set_write_buffer_limits(high=0)  # type: ignore[attr-defined]
+        hold_nothing(transport)
         if self.xoff_count:
             transport.pause_reading()  # type: ignore[attr-defined]
         write, writelines = transport.write, transport.writelines  # type: ignore[attr-defined]

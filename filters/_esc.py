@@ -244,10 +244,10 @@ class EscParser:
                 self._error("unknown escape code 0x%02X; it and the escape byte are dropped", code)
 
     def _error(self, text: str, *args: object) -> None:
+        # Every one is a warning: the hub's RepeatLimiter (hub.logs) keeps a peer
+        # that repeats it from flooding the log.
         self.errors += 1
-        level = logging.WARNING if self.errors == 1 else logging.DEBUG
-        if log.isEnabledFor(level):
-            log.log(level, "%s: " + text + " (error %d)", self.name, *args, self.errors)
+        log.warning("%s: " + text + " (error %d)", self.name, *args, self.errors)
 
 
 # ---- encoding ---------------------------------------------------------------------

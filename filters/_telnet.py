@@ -40,6 +40,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hub.logs import peer_text
 from hub.messages import LineData, Parity, StopBits
 
 __all__ = [
@@ -960,11 +961,10 @@ class TelnetEngine:
         return events
 
     def _protocol_error(self, reason: str) -> None:
+        # Every one is a warning: the hub's RepeatLimiter (hub.logs) keeps a peer
+        # that repeats it from flooding the log.
         self.errors += 1
-        if self.errors == 1:
-            self.log.warning("telnet peer: %s (further errors are logged at debug level)", reason)
-        else:
-            self.log.debug("telnet peer: %s", reason)
+        self.log.warning("telnet peer: %s (error %d)", reason, self.errors)
 
     def _on_command(self, code: int, events: list[Event]) -> None:
         if code == Cmd.NOP:
@@ -1023,10 +1023,11 @@ class TelnetEngine:
                 self._protocol_error(result.reason)
                 return
             if self.log.isEnabledFor(logging.DEBUG):
+                value = result.value  # type: ignore[union-attr]
                 self.log.debug(
-                    "recv COM-PORT %s %r%s",
+                    "recv COM-PORT %s %s%s",
                     result.cmd.name,  # type: ignore[union-attr]
-                    result.value,  # type: ignore[union-attr]
+                    peer_text(value) if isinstance(value, bytes) else repr(value),
                     "" if self._comport_active else " (COM-PORT not negotiated)",
                 )
             events.append(result)  # type: ignore[arg-type]

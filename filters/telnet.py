@@ -50,6 +50,7 @@ from hub import __version__
 from hub.caps import In, Out
 from hub.errors import UsageError
 from hub.filter import Filter, FilterContext, Timer
+from hub.logs import peer_text
 from hub.messages import (
     BreakStatus,
     Connect,
@@ -540,7 +541,7 @@ class TelnetFilter(Filter):
 
     def _signature_in(self, s: _Session, cmd: ComPort, value: Any, out: _Msgs, wire: _Wire) -> None:
         if value:
-            self.log.info("%r: peer signature %r", self, value)
+            self.log.info("%r: peer signature %s", self, peer_text(value))
         else:
             wire.append(s.engine.send_comport(ComPort.SIGNATURE, self._signature()))
 

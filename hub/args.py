@@ -147,24 +147,40 @@ def _load_lines(arg: Arg, value: str, depth: int, stdin: TextIO) -> list[Arg]:
     else:
         lines = stdin.read().splitlines() if not stdin.closed else []
 
+    # hub4com turns a parameter that was not given into an empty string, so a
+    # forgotten one silently drops a line ("%%2%%") or changes it ("*%%2%%"
+    # becomes "*"). We refuse it instead, naming the file, the line and the
+    # reference; a parameter given as empty ("a,,c") still substitutes as "".
+    missing: list[str] = []
+
     def subst(m: re.Match[str]) -> str:
         i = int(m.group(1))
-        return params[i] if i < len(params) else ""
+        if i < len(params):
+            return params[i]
+        missing.append(m.group(0))
+        return ""
 
     out: list[Arg] = []
     started = not begin
     for lineno, raw in enumerate(lines, 1):
+        missing.clear()
         line = _PARAM_RE.sub(subst, raw).strip()
-        if not line:
-            continue
         if not started:
-            started = line == begin
+            started = bool(line) and line == begin
             continue
         if end and line == end:
             break
-        if line.startswith("#"):
+        if raw.lstrip().startswith("#"):
             continue
-        out.extend(_expand_one(Arg(line, ArgSource(path or None, lineno, arg.text)), depth + 1, stdin))
+        source = ArgSource(path or None, lineno, arg.text)
+        if missing:
+            given = len(params) - 1
+            plural = "" if given == 1 else "s"
+            text = f"Parameter {missing[0]} is not given ({given} parameter{plural} after ':')"
+            raise UsageError(raw.strip(), text, source)
+        if not line or line.startswith("#"):
+            continue
+        out.extend(_expand_one(Arg(line, source), depth + 1, stdin))
     return out
 
 

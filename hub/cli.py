@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -90,6 +91,10 @@ class Config:
     status_interval_s: float = 0.0
     #: --http and its options (None: no HTTP server).
     http: HttpSettings | None = None
+    #: Called on the hub's loop when SIGHUP arrives (None: nothing to reload; the
+    #: hub logs that and runs on). Work that must wait it schedules itself (a
+    #: task on the loop). An exception it raises is logged; the hub runs on.
+    reload: Callable[[], None] | None = None
 
 
 class _Builder:

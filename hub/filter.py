@@ -47,7 +47,11 @@ class FilterContext(Protocol):
 
     #: The filter's name (FN in --create-filter), e.g. "telnet".
     name: str
-    log: logging.Logger
+
+    @property
+    def log(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+        """The filter's logger; the hub's records name the port (hub.logs.PortLogger)."""
+        ...
 
     @property
     def observer(self) -> bool:

@@ -34,6 +34,7 @@ from typing import Any
 
 from .caps import In, Out, describe_in, describe_out
 from .chain import Chain, Factory, Slot
+from .logs import PortLogger
 from .messages import FlowControl, LineData, Message
 from .port import Port
 from .routes import Routes
@@ -58,7 +59,9 @@ class _Context:
         self.pos = pos
         #: Set once the instance's chain exists.
         self.chain: Chain | None = None
-        self.log = logging.getLogger(f"filters.{name}")
+        #: Its records carry the port (not the session: one flood, one key), so
+        #: repeated warnings are limited per port (hub.logs).
+        self.log = PortLogger(logging.getLogger(f"filters.{name}"), lambda: hub.ports[port].name)
 
     @property
     def port_name(self) -> str:

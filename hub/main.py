@@ -12,6 +12,7 @@ from . import __version__
 from .cli import Config, build
 from .errors import HubError, UsageError
 from .hub import Hub
+from .logs import SELF_LIMITED, install_limiter
 from .registry import DRIVERS, FILTERS, Registry
 from .web import options as http_options
 
@@ -31,7 +32,8 @@ Common options:
                             Read arguments from a file (or standard input if
                             <file> is empty), one per line, between the lines
                             <begin> and <end>. %%0%% is the file name, %%1%%...
-                            the parameters; lines starting with # are comments.
+                            the parameters (one not given is an error);
+                            lines starting with # are comments.
   --route=<LstR>:<LstL>     Send data from ports LstR to ports LstL (never to itself).
   --bi-route=<LstR>:<LstL>  The same in both directions.
   --echo-route=<Lst>        Send data from each port in Lst back to itself.
@@ -48,7 +50,8 @@ Common options:
   --use-driver=<MID>        Driver for the following ports (default serial).
   --report-interval=<s>     Seconds between loss reports (default 10, 0 = off).
   --status-interval=<s>     Log a status line of every port every <s> seconds
-                            (default 0 = off).
+                            (default 0 = off): bytes in and out, lost, and
+                            unheard (written while nobody was connected).
   -v, -vv / -q              More / less logging (debug / warnings only).
   --help                    Show this help and the list of modules.
   --help=<LstM>             Show the help of modules LstM (* for all).
@@ -59,6 +62,10 @@ sends to every other port and port 1 sends back to port 0; flow control runs
 both ways wherever data does. The sticky options of drivers and filters (for
 example --baud=, --interface=, --write-limit=) apply to every later port of
 that driver until changed again.
+
+SIGINT, SIGTERM, SIGQUIT and SIGUSR1 stop the hub cleanly; SIGHUP asks for a
+reload and never stops it. A warning repeated on one port is logged once,
+then summarised with its count at most every 10 s.
 """
 
 USAGE = _USAGE.replace(
@@ -157,7 +164,9 @@ async def _report_losses(hub: Hub, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
         for p in hub.ports:
             if p.lost:
-                log.warning("Write lost %s: %d bytes, total %d", p.name, p.lost, p.lost_total)
+                # A periodic summary already: not limited again.
+                total = p.lost_total
+                log.warning("Write lost %s: %d bytes, total %d", p.name, p.lost, total, extra=SELF_LIMITED)
                 p.lost = 0
 
 
@@ -168,6 +177,8 @@ def status_line(hub: Hub) -> str:
         text = f"{p.name} {p.status()}, in {p.bytes_in} B, out {p.bytes_out} B"
         if p.lost_total:
             text += f", lost {p.lost_total} B"
+        if p.unheard:
+            text += f", unheard {p.unheard} B (no connection)"
         parts.append(text)
     return "Status: " + " | ".join(parts)
 
@@ -200,13 +211,39 @@ async def _finish_tasks(timeout_s: float) -> None:
             log.debug("still running at exit: %r", t)
 
 
+#: Signals that stop the hub cleanly: links removed, sessions closed, losses reported.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1)
+#: The signal that asks for a reload (`Config.reload`); it never stops the hub.
+RELOAD_SIGNAL = signal.SIGHUP
+
+
+def _reload(config: Config) -> None:
+    """SIGHUP: call the reload hook, if there is one. A failing reload keeps the hub running."""
+    hook = config.reload
+    if hook is None:
+        log.info("SIGHUP: nothing to reload (the hub was started from the command line)")
+        return
+    log.info("SIGHUP: reloading")
+    try:
+        hook()
+    except Exception:
+        log.exception("reload failed; the hub runs on unchanged")
+
+
 async def _serve(config: Config) -> None:
     hub = config.hub
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    reporter = status = None
+    stopped_by: list[str] = []
+
+    def on_stop(sig: signal.Signals) -> None:
+        stopped_by.append(sig.name)
+        stop.set()
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_stop, sig)
+    loop.add_signal_handler(RELOAD_SIGNAL, _reload, config)
+    reporter = status = limiter = None
     http = None
     try:
         hub.start()
@@ -219,13 +256,17 @@ async def _serve(config: Config) -> None:
 
             http = HttpServer(config.http, lambda: [hub])
             await http.start()
+        # From here on a warning repeated on one port is summarised (hub.logs).
+        limiter = install_limiter(loop, [p.name for p in hub.ports])
         if config.report_interval_s > 0:
             reporter = asyncio.ensure_future(_report_losses(hub, config.report_interval_s))
         if config.status_interval_s > 0:
             status = asyncio.ensure_future(_report_status(hub, config.status_interval_s))
         await stop.wait()
-        log.info("Stopping")
+        log.info("Stopping (%s)", stopped_by[0] if stopped_by else "stop")
     finally:
+        for sig in (*STOP_SIGNALS, RELOAD_SIGNAL):
+            loop.remove_signal_handler(sig)
         if reporter is not None:
             reporter.cancel()
         if status is not None:
@@ -234,6 +275,8 @@ async def _serve(config: Config) -> None:
             await http.close()
         hub.close()
         await _finish_tasks(SHUTDOWN_GRACE_S)
+        if limiter is not None:
+            limiter.close()
         for p in hub.ports:
             if p.lost:
                 log.warning("Write lost %s: %d bytes, total %d", p.name, p.lost, p.lost_total)

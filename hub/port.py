@@ -17,6 +17,11 @@ What the base Port does for every driver (spec 2.7, 2.8):
 * counters the status page and metrics read (bytes, messages, drops by
   reason, connects, line-state changes, the last errors) and `snapshot()`,
   the port's state as plain data, which drivers extend with what they know;
+* lost bytes (dropped although somebody was connected: a full queue, a slow
+  session, a device gone) apart from unheard ones (written while the port
+  had no connection at all: an idle listener slot, an unopened pty, a
+  tcp-multi port without clients). Unheard data is not a loss: nobody was
+  there to hear it, as with a radio; it is counted but not in "Write lost";
 * the tap hook: while somebody taps the port, `taps` holds its `TapPoint`.
 """
 
@@ -195,6 +200,8 @@ class Port:
         self.kind = ""
         #: The taps while somebody watches this port (see hub.tap), else None.
         self.taps: TapPoint | None = None
+        #: Bytes written while the port had no connection (not a loss; see the module doc).
+        self.unheard = 0
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "idle"
@@ -211,7 +218,8 @@ class Port:
         """Release everything the port holds. Must not raise."""
 
     def send_data(self, data: bytes) -> None:
-        """Write `data` out (queue it). Call `lose(n, reason)` for what cannot be written."""
+        """Write `data` out (queue it). Call `lose(n, reason)` for what cannot be written,
+        `discard_unheard(n)` for what came while there is no connection."""
         self.lose(len(data), Drop.DISCARDED)
 
     def queued_bytes(self) -> int:
@@ -276,6 +284,7 @@ class Port:
             "msgs_out": self.msgs_out,
             "dropped": {d.value: n for d, n in self.drops.items()},
             "dropped_total": self.lost_total,
+            "unheard": self.unheard,
             "queued": self.queued_bytes(),
             "write_limit": self.write_limit,
             "reading_paused": self.xoff_count > 0,
@@ -331,9 +340,9 @@ class Port:
         if queued > limit and (src not in self.fc_sources or queued > HARD_LIMIT_FACTOR * limit):
             self.lose(len(data), Drop.QUEUE_FULL)
             return
-        lost = self.lost_total
+        lost, unheard = self.lost_total, self.unheard
         self.send_data(data)
-        self.bytes_out += len(data) - (self.lost_total - lost)
+        self.bytes_out += len(data) - (self.lost_total - lost) - (self.unheard - unheard)
 
     def _count_connect(self, on: bool) -> None:
         if on:
@@ -393,6 +402,10 @@ class Port:
                 self.baud = baud
             case LocalLcStatus(lc=lc) | RemoteLcStatus(lc=lc):
                 self.lc = lc if self.lc is None else self.lc.merged(lc)
+
+    def discard_unheard(self, nbytes: int) -> None:
+        """Count bytes written while the port has no connection (shown in status, not lost)."""
+        self.unheard += nbytes
 
     def set_connected(self, on: bool, extra: list[Message] | None = None) -> None:
         """Report the port came up or went down; CONNECT messages stay paired."""

@@ -42,6 +42,7 @@ class HubCollector(Collector):
         nbytes = counter("hub4com_port_bytes", "Bytes read from and written to a port", ["direction"])
         msgs = counter("hub4com_port_messages", "Messages (data chunks, signals) in and out", ["direction"])
         dropped = counter("hub4com_port_dropped_bytes", "Bytes lost on the way out, by reason", ["reason"])
+        unheard = counter("hub4com_port_unheard_bytes", "Bytes written while the port had no connection")
         queue = gauge("hub4com_port_queue_bytes", "Bytes waiting in the port's write queue (longest session)")
         sessions = gauge("hub4com_port_sessions", "Clients connected to a multi-client port")
         connects = counter("hub4com_port_connects", "Times the port came up (connections, sessions, reopens)")
@@ -66,6 +67,7 @@ class HubCollector(Collector):
                 msgs.add_metric([*lv, "out"], p.msgs_out)
                 for reason in Drop:
                     dropped.add_metric([*lv, reason.value], p.drops.get(reason, 0))
+                unheard.add_metric(lv, p.unheard)
                 queue.add_metric(lv, p.queued_bytes())
                 connects.add_metric(lv, p.connects)
                 reopens.add_metric(lv, p.reopens)
@@ -88,7 +90,8 @@ class HubCollector(Collector):
                         refused.add_metric([*lv, reason], n)
                     refused.add_metric([*lv, "tls_handshake"], gate["tls_failures"])
         healthy.add_metric([], 1 if ok else 0)
-        yield from (nbytes, msgs, dropped, queue, sessions, connects, reopens, line, up, connected, required)
+        yield from (nbytes, msgs, dropped, unheard, queue, sessions, connects, reopens, line, up, connected)
+        yield required
         yield from (refused, healthy)
         if self.extra is not None:
             extra = self.extra()

@@ -26,6 +26,7 @@ from aiohttp import web
 from .. import netsec
 from ..accept import Acceptor
 from ..errors import PortError
+from ..logs import SELF_LIMITED
 from ..port import Port
 from .app import WebState, make_app
 from .options import HttpSettings
@@ -229,7 +230,7 @@ class HttpServer:
             if text is None:
                 self._arm_flush()
             else:
-                log.warning("HTTP: %s", text)
+                log.warning("HTTP: %s", text, extra=SELF_LIMITED)
             return
         task = loop.create_task(self._serve(conn, peer, ticket))
         self._wrapping.add(task)
@@ -263,7 +264,7 @@ class HttpServer:
             if text is None:
                 self._arm_flush()
             else:
-                log.warning("HTTP: %s", text)
+                log.warning("HTTP: %s", text, extra=SELF_LIMITED)
         except BaseException:  # cancelled by close(), or a bug: nothing may leak
             conn.close()
             ticket.release()
@@ -276,6 +277,6 @@ class HttpServer:
     def _flush(self) -> None:
         self._flush_timer = None
         for line in self.gate.flush(time.monotonic() if self.loop is None else self.loop.time()):
-            log.warning("HTTP: %s", line)
+            log.warning("HTTP: %s", line, extra=SELF_LIMITED)
         if self.gate.log.pending:
             self._arm_flush()

@@ -20,6 +20,11 @@ import pytest
 
 DEADLINE_S = 10.0
 
+#: Runs the hub with uvloop unimportable, so it falls back to the standard asyncio loop.
+NO_UVLOOP = "import sys; sys.modules['uvloop'] = None; from hub.main import main; sys.exit(main())"
+#: The event loops a test can run the hub on (`uvloop` argument of Hub and start_hub).
+LOOPS = ("uvloop", "asyncio")
+
 
 def wait_for(predicate: Callable[[], object], timeout: float = DEADLINE_S, what: str = "condition") -> object:
     """Poll `predicate` until it returns something truthy; fail after `timeout`."""
@@ -43,11 +48,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 class Hub:
     """A running hub4com process; its stderr lines are collected in `lines`."""
 
-    def __init__(self, args: list[str], cwd: str | None = None, stdin: bytes | None = None):
+    def __init__(
+        self, args: list[str], cwd: str | None = None, stdin: bytes | None = None, uvloop: bool = True
+    ):
         self.args = args
         self.lines: list[str] = []
+        command = ["-m", "hub"] if uvloop else ["-c", NO_UVLOOP]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub", *args],
+            [sys.executable, *command, *args],
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -181,8 +189,10 @@ def start_hub(pty_device: Callable[[], PtyDevice]) -> Iterator[Callable[..., Hub
     """Hubs are stopped before the pty devices they use are closed."""
     hubs: list[Hub] = []
 
-    def start(*args: str, wait_ports: int | None = None, stdin: bytes | None = None) -> Hub:
-        hub = Hub(list(args), stdin=stdin)
+    def start(
+        *args: str, wait_ports: int | None = None, stdin: bytes | None = None, uvloop: bool = True
+    ) -> Hub:
+        hub = Hub(list(args), stdin=stdin, uvloop=uvloop)
         hubs.append(hub)
         if wait_ports:
             hub.wait_started(wait_ports)

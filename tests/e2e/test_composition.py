@@ -2,8 +2,9 @@
 
 A serial device (a pty standing in for it) is port 0; port 1 is the kind under
 test with the filter attached: a tcp `*` slot, a tcp-multi listener with three
-sessions at once, a pty an application opens, an on-demand tcp client port
-(it connects when the device comes up). Through every combination the device's
+sessions at once (both also over TLS with client certificates), a pty an
+application opens, an on-demand tcp client port (it connects when the device
+comes up). Through every combination the device's
 data reaches every session whole (after the filter's own encoding, undone
 here as its peer would), what each session sends reaches the device whole, and
 where the filter keeps per-connection state (telnet negotiation, echo, trace)
@@ -16,6 +17,7 @@ import os
 import re
 import select
 import socket
+import ssl
 import termios
 import time
 import tty
@@ -23,6 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+
+from tests.tlscerts import Pki, pki_or_skip
 
 from .conftest import DEADLINE_S, Hub, PtyDevice, free_port, wait_for
 
@@ -150,7 +154,7 @@ class SockSession(Session):
     def recv(self) -> bytes:
         try:
             return self.sock.recv(65536)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError):
             return b""
 
     def close(self) -> None:
@@ -192,15 +196,27 @@ class Kind:
     ctx: dict = field(default_factory=dict)
 
 
-def _tcp_connect(n: int, line: str) -> Callable[[dict, Hub], list[Session]]:
+def _tcp_connect(n: int, line: str, tls: bool = False) -> Callable[[dict, Hub], list[Session]]:
     def connect(ctx: dict, hub: Hub) -> list[Session]:
         sessions = []
         for k in range(n):
-            sessions.append(SockSession(socket.create_connection(("127.0.0.1", ctx["port"]), DEADLINE_S)))
+            sock = socket.create_connection(("127.0.0.1", ctx["port"]), DEADLINE_S)
+            if tls:
+                pki: Pki = ctx["pki"]
+                tls_ctx = ssl.create_default_context(cafile=str(pki.ca))
+                tls_ctx.load_cert_chain(pki.client_cert, pki.client_key)
+                sock = tls_ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+            sessions.append(SockSession(sock))
             hub.wait_line(line.format(k + 1))
         return sessions
 
     return connect
+
+
+def _tls(ctx: dict) -> list[str]:
+    """The listener's TLS options: its certificate, and clients must have one."""
+    pki: Pki = ctx["pki"]
+    return [f"--tls-cert={pki.server_cert}", f"--tls-key={pki.server_key}", f"--tls-ca={pki.ca}"]
 
 
 def _client_connect(ctx: dict, hub: Hub) -> list[Session]:
@@ -227,9 +243,25 @@ KINDS = {
         _tcp_connect(3, "TCPM(1): client {} connected"),
         names=("TCPM(1)#1", "TCPM(1)#2", "TCPM(1)#3"),
     ),
+    "tcp slot tls": Kind(
+        1,
+        lambda c: ["--use-driver=tcp", "--interface=127.0.0.1", *_tls(c), f"*{c['port']}"],
+        _tcp_connect(1, "TCP(1) accepted connection", tls=True),
+    ),
+    "tcp-multi x3 tls": Kind(
+        3,
+        lambda c: ["--use-driver=tcp-multi", "--interface=127.0.0.1", *_tls(c), str(c["port"])],
+        _tcp_connect(3, "TCPM(1): client {} connected", tls=True),
+        names=("TCPM(1)#1", "TCPM(1)#2", "TCPM(1)#3"),
+    ),
     "pty": Kind(1, lambda c: ["--use-driver=pty", c["link"]], _pty_connect),
     "tcp client": Kind(1, lambda c: ["--use-driver=tcp", f"127.0.0.1:{c['port']}"], _client_connect),
 }
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return pki_or_skip(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
@@ -259,13 +291,14 @@ def collect(
 
 @pytest.mark.parametrize("filter_name", list(FILTERS))
 @pytest.mark.parametrize("kind_name", list(KINDS))
-def test_filter_on_port_kind(kind_name, filter_name, start_hub, pty_device, tmp_path, listener):
+def test_filter_on_port_kind(kind_name, filter_name, start_hub, pty_device, tmp_path, listener, pki):
     kind, case = KINDS[kind_name], FILTERS[filter_name]
     dev: PtyDevice = pty_device()
     ctx = {
         "port": listener.getsockname()[1] if kind_name == "tcp client" else free_port(),
         "link": str(tmp_path / "vcom"),
         "listener": listener,
+        "pki": pki,
     }
     hub = start_hub(*case.args, "--octs=off", dev.path, *kind.args(ctx), wait_ports=2)
     sessions = kind.connect(ctx, hub)

@@ -121,7 +121,7 @@ def test_tls_session_with_client_certificate(start_hub, pty_device, pki):
         assert recv_exactly(c, len(payload)) == payload
         c.sendall(payload)
         assert dev.read(len(payload)) == payload
-    assert any("peer hub client)" in line for line in hub.lines)
+    assert any("peer 'hub client')" in line for line in hub.lines)
     assert any(
         "Listening on 127.0.0.1:" in line and "client certificates required" in line for line in hub.lines
     )

@@ -41,6 +41,18 @@ def test_error_in_load_file_names_file_and_line(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_load_parameter_not_given_names_file_line_and_reference(tmp_path):
+    # hub4com would drop the line silently; the hub stops with one line.
+    f = tmp_path / "server.txt"
+    f.write_text("--use-driver=connector\n%%1%%\n--use-driver=tcp\n*%%2%%\n")
+    r = run_hub(f"--load={f}:a")
+    assert r.returncode == 1
+    assert r.stderr.strip() == (
+        f"hub4com: Parameter %%2%% is not given (1 parameter after ':') in '*%%2%%' "
+        f"(file {f}, line 4, loaded by '--load={f}:a')"
+    )
+
+
 def test_help_lists_every_module_and_module_help_is_its_usage():
     r = run_hub("--help")
     assert r.returncode == 0

@@ -23,16 +23,41 @@ def test_load_file_with_markers_params_and_comments(tmp_path):
         "\n"
         "# a comment\n"
         "%%3%%--echo-route=0\n"
-        "--baud=%%9%%\n"
+        "--baud=%%4%%\n"
         "%%abc%% stays\n"
         "name=%%0%%\n"
         "_END_\n"
         "--never\n"
     )
-    out = expand([f"--load={f},_BEGIN_,_END_:0,1,#"])
+    out = expand([f"--load={f},_BEGIN_,_END_:0,1,#,"])
     assert texts(out) == ["--route=0:1", "--baud=", "%%abc%% stays", f"name={f}"]
     assert out[0].source.file == str(f)
     assert out[0].source.line == 3
+
+
+@pytest.mark.parametrize("line", ["%%2%%", "*%%2%%", "--route=%%1%%:%%2%%"])
+def test_a_parameter_not_given_is_an_error_naming_file_line_and_reference(tmp_path, line):
+    # hub4com substitutes "" and so drops or changes the line; we refuse it.
+    f = tmp_path / "cfg.txt"
+    f.write_text(f"# %%7%% in a comment is fine\n--route=%%1%%:All\n{line}\n")
+    with pytest.raises(UsageError) as e:
+        expand([f"--load={f}:0"])
+    text = str(e.value)
+    assert "Parameter %%2%% is not given (1 parameter after ':')" in text
+    assert f"file {f}, line 3" in text
+    assert "\n" not in text
+
+
+def test_a_parameter_given_empty_substitutes_nothing(tmp_path):
+    f = tmp_path / "cfg.txt"
+    f.write_text("%%1%%\nx%%2%%\n")
+    assert texts(expand([f"--load={f}:,y"])) == ["xy"]
+
+
+def test_lines_outside_the_section_may_name_any_parameter(tmp_path):
+    f = tmp_path / "cfg.txt"
+    f.write_text("run with %%5%%\n_BEGIN_\n%%1%%\n_END_\nafter %%6%%\n")
+    assert texts(expand([f"--load={f},_BEGIN_,_END_:a"])) == ["a"]
 
 
 def test_load_from_stdin_until_end_marker():

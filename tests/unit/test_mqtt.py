@@ -411,7 +411,8 @@ def test_decode_ctl_ignores_unknown_fields() -> None:
         (b"\xff", "not JSON"),
         (b"[]", "expected"),
         (b'{"set":{},"state":{}}', "expected"),
-        (b'{"get":{}}', 'unknown kind "get"'),
+        (b'{"get":{}}', "unknown kind 'get'"),
+        (b'{"a\\nFAKE\\u001b[2J":{}}', "unknown kind 'a\\\\nFAKE\\\\x1b"),  # escaped
         (b'{"set":5}', "not an object"),
         (b'{"set":{"baud":"9600"}}', "baud: expected an integer"),
         (b'{"set":{"baud":0}}', "baud: expected an integer"),

@@ -150,6 +150,7 @@ def test_metrics_read_the_counters_at_scrape_time() -> None:
     )
     a.emit_data(b"x" * 123)
     b.lose(7, Drop.SLOW_CLIENT)
+    b.discard_unheard(11)
     a.problem = lambda: "gone"  # type: ignore[method-assign]
     got = samples(generate_latest(reg).decode())
 
@@ -163,6 +164,7 @@ def test_metrics_read_the_counters_at_scrape_time() -> None:
     assert value("hub4com_port_messages_total", direction="out", **pb) == 1
     assert value("hub4com_port_dropped_bytes_total", reason="slow_client", **pb) == 7
     assert value("hub4com_port_dropped_bytes_total", reason="queue_full", **pb) == 0
+    assert value("hub4com_port_unheard_bytes_total", **pb) == 11 and b.snapshot()["unheard"] == 11
     assert value("hub4com_port_up", **pa) == 0 and value("hub4com_port_up", **pb) == 1
     assert value("hub4com_port_required", **pb) == 0
     assert value("hub4com_healthy") == 0

@@ -381,6 +381,90 @@ def test_close_leaves_a_link_that_is_no_longer_ours(run: Any, tmp_path: Any) -> 
     run(main())
 
 
+def test_a_link_another_hub_holds_is_refused_naming_its_pid(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "app1"
+        os.symlink("/dev/pts/77", link)  # the other hub's link
+        lock = os.open(f"{link}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.write(lock, b"4242\n")
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another open file: as another process would
+            port = make_port(FakeHub(), link)
+            with pytest.raises(UsageError, match=r"in use by another hub \(pid 4242\)") as info:
+                port.start()
+            assert info.value.arg == str(link)
+            port.close()
+            assert os.readlink(link) == "/dev/pts/77"
+            assert os.path.exists(f"{link}.lock")
+        finally:
+            os.close(lock)
+
+    run(main())
+
+
+def test_a_killed_hubs_link_is_replaced_and_the_lock_goes_at_close(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "app1"
+        os.symlink("/dev/null", link)  # not a pty: replaced only because a hub's lock says so
+        (tmp_path / "app1.lock").write_text("99999999\n")  # nobody holds it: its hub is gone
+        port = started(FakeHub(), link)
+        try:
+            assert os.readlink(link) == port.slave_path
+            assert (tmp_path / "app1.lock").read_text() == f"{os.getpid()}\n"
+        finally:
+            port.close()
+        assert not os.path.lexists(link) and not os.path.lexists(tmp_path / "app1.lock")
+
+    run(main())
+
+
+def test_a_symlink_no_hub_made_is_refused_and_kept(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "app1"
+        os.symlink("/dev/ttyS0", link)  # the user's own link
+        port = make_port(FakeHub(), link)
+        with pytest.raises(UsageError, match="symlink to /dev/ttyS0 that no hub made"):
+            port.start()
+        port.close()
+        assert os.readlink(link) == "/dev/ttyS0"
+        assert not os.path.lexists(tmp_path / "app1.lock")
+
+    run(main())
+
+
+def test_a_planted_lock_symlink_is_refused(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        victim = tmp_path / "victim"
+        victim.write_text("keep")
+        os.symlink(victim, tmp_path / "app1.lock")
+        port = make_port(FakeHub(), tmp_path / "app1")
+        with pytest.raises(UsageError, match=r"lock file .* is a symlink"):
+            port.start()
+        assert victim.read_text() == "keep"
+
+    run(main())
+
+
+def test_a_world_writable_directory_without_sticky_bit_is_warned_about(
+    run: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        shared.chmod(0o777)
+        sticky = tmp_path / "sticky"
+        sticky.mkdir()
+        sticky.chmod(0o1777)
+        with caplog.at_level(logging.WARNING, "drivers.pty"):
+            for d in (shared, sticky):
+                port = started(FakeHub(), d / "app1")
+                port.close()
+        warned = [r.getMessage() for r in caplog.records if "sticky bit" in r.getMessage()]
+        assert len(warned) == 1 and str(shared) in warned[0]
+
+    run(main())
+
+
 def test_file_created_before_start_is_refused(run: Any, tmp_path: Any) -> None:
     async def main() -> None:
         link = tmp_path / "app1"
@@ -554,7 +638,7 @@ def test_data_written_while_closed_is_dropped_and_counted(run: Any, tmp_path: An
         port = started(hub, tmp_path / "app1")
         try:
             port.write(LineData(b"old" * 1000), 0)
-            assert port.lost_total == 3000
+            assert (port.unheard, port.lost_total) == (3000, 0)  # nobody there: unheard, not lost
             fd = raw_open(tmp_path / "app1")
             await connected(hub, port)
             port.write(LineData(b"fresh"), 0)
@@ -659,7 +743,7 @@ def test_application_leaving_while_reading_is_paused(run: Any, tmp_path: Any) ->
             await hub.wait_for(lambda: port._gone, "the port noticing the close")
             assert port.lost_total == 1000
             port.write(LineData(b"y" * 10), 0)
-            assert port.lost_total == 1010
+            assert (port.lost_total, port.unheard) == (1000, 10)
             port.write(FlowControl(False), 0)
             await disconnected(hub, port)
             assert hub.data() == b"last words"
@@ -719,15 +803,16 @@ def test_line_framing_an_application_starts_at_the_next_line(run: Any, tmp_path:
         port = started(hub, tmp_path / "app1", argv=("--frame=line",))
         try:
             unheard = b"$GPGGA,1*00\r\n$GPRMC,par"
-            port.write(LineData(unheard), 0)  # nobody there: lost
+            port.write(LineData(unheard), 0)  # nobody there: unheard
             fd = raw_open(tmp_path / "app1")
             await connected(hub, port)
             port.write(LineData(b"t of the RMC*00\r\n$GPVTG,"), 0)
             port.write(LineData(b"1*00\r\n"), 0)
             assert await asyncio.to_thread(read_fd_until, fd, b"\n") == b"$GPVTG,1*00\r\n"
             assert await asyncio.to_thread(read_fd, fd, 1, POLL_INTERVAL_S) == b""
-            # skipping to the first line start is not a loss; the data nobody held the link for is
-            assert port.lost_total == len(unheard) and port.sessions.dropped_bytes == 0
+            # skipping to the first line start is not a loss; the data nobody held the link for is unheard
+            assert port.unheard == len(unheard)
+            assert port.lost_total == 0 and port.sessions.dropped_bytes == 0
             assert port.bytes_out == len(b"$GPVTG,1*00\r\n")
             os.close(fd)
             await disconnected(hub, port)
@@ -775,12 +860,12 @@ def test_line_framing_drop_loses_whole_lines_and_counts_them(
         port = started(hub, link, argv=("--frame=line", "--slow-client=drop", "--write-limit=4096"))
         port.fc_sources = frozenset({0})  # even along a flow-control route, drop throttles nobody
         try:
-            port.write(LineData(PRIME), 0)  # nobody there: lost; the stream is at a line start
+            port.write(LineData(PRIME), 0)  # nobody there: unheard; the stream is at a line start
             fd = raw_open(link)
             await connected(hub, port)
             for piece in in_pieces(stream, seed=7):
                 port.write(LineData(piece), 0)
-            dropped = port.lost_total - len(PRIME)
+            dropped = port.lost_total
             assert dropped > 0 and port.sessions.dropped_lines > 0
             assert hub.of(FlowControl) == []
             assert port.queued_bytes() <= 4096 + 3000
@@ -833,7 +918,8 @@ def test_line_framing_block_is_lossless_along_a_flow_control_route(run: Any, tmp
             assert hub.of(FlowControl) == [FlowControl(True)]
             assert await asyncio.to_thread(read_fd, fd, len(stream)) == stream
             await hub.wait_for(lambda: hub.of(FlowControl)[-1] == FlowControl(False), "XON")
-            assert port.lost_total == len(PRIME) and port.sessions.dropped_bytes == 0
+            assert port.lost_total == 0 and port.sessions.dropped_bytes == 0
+            assert port.unheard == len(PRIME)
             os.close(fd)
         finally:
             port.close()

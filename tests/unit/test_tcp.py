@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from drivers import tcp
 from drivers.tcp import (
     Reconnect,
     State,
@@ -721,7 +722,7 @@ def test_buffer_crossing_high_water_sends_xoff(run: Any) -> None:
     run(body)
 
 
-def test_client_without_socket_loses_data(run: Any) -> None:
+def test_client_nobody_asked_to_connect_counts_data_as_unheard(run: Any) -> None:
     async def body() -> None:
         hub = FakeHub()
         ports = make_ports(hub, "127.0.0.1:9")
@@ -729,8 +730,8 @@ def test_client_without_socket_loses_data(run: Any) -> None:
         port.start()  # not permanent, nobody asked: no connect
         try:
             assert port.state is State.IDLE
-            port.write(LineData(b"lost"), 1)
-            assert port.lost_total == 4
+            port.write(LineData(b"nobody"), 1)
+            assert (port.lost_total, port.unheard, port.bytes_out) == (0, 6, 0)
             assert hub.log == []
         finally:
             close_all(ports)
@@ -757,7 +758,9 @@ def test_write_limit_zero_discards(run: Any) -> None:
     run(body)
 
 
-def test_client_connects_on_request_and_half_closes(run: Any) -> None:
+def test_client_connects_on_request_and_half_closes(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tcp, "HALF_CLOSE_TIMEOUT_S", DEADLINE_S)  # a peer that closes: no hurry
+
     async def body() -> None:
         hub = FakeHub()
         server = Server()
@@ -803,6 +806,116 @@ async def until_not_connecting(port: TcpPort) -> None:
     while port.state is State.CONNECTING:
         assert loop.time() < deadline, "connect attempt never ended"
         await asyncio.sleep(0.01)
+
+
+def test_half_close_waits_at_most_the_timeout_for_the_peer(run: Any) -> None:
+    async def body() -> None:
+        hub = FakeHub()
+        server = Server()  # sees our EOF and never closes
+        number = await server.start()
+        ports = make_ports(hub, f"127.0.0.1:{number}")
+        (port,) = ports
+        port.start()
+        try:
+            port.write(Connect(True), 1)
+            await hub.wait_for(lambda: hub.connects(0) == [True], "connected")
+            port.write(Connect(False), 1)
+            await server.wait_for(lambda: server.eof, "half-close")
+            start = hub.loop.time()
+            await hub.wait_for(lambda: hub.connects(0) == [True, False], "closed by the timeout")
+            assert hub.loop.time() - start >= tcp.HALF_CLOSE_TIMEOUT_S * 0.9
+            assert port.state is State.IDLE
+        finally:
+            close_all(ports)
+            await server.stop()
+
+    run(body)
+
+
+def test_a_new_session_is_held_while_the_old_one_half_closes(run: Any) -> None:
+    # Issue 11 item 2: the first bytes of the next session were lost here.
+    async def body() -> None:
+        hub = FakeHub()
+        server = Server()  # slow: never closes after our EOF
+        number = await server.start()
+        ports = make_ports(hub, f"127.0.0.1:{number}")
+        (port,) = ports
+        port.start()
+        try:
+            port.write(Connect(True), 1)
+            await hub.wait_for(lambda: hub.connects(0) == [True], "connected")
+            port.write(LineData(b"one;"), 1)
+            port.write(Connect(False), 1)
+            assert port.state is State.HALF_CLOSED
+            port.write(Connect(True), 1)  # the next session starts at once
+            port.write(LineData(b"HELLO"), 1)
+            port.write(LineData(b" again"), 1)
+            assert port.lost_total == 0 and port.queued_bytes() == 11
+            await hub.wait_for(lambda: hub.connects(0) == [True, False, True], "the next connection")
+            await server.wait_for(lambda: bytes(server.received) == b"one;HELLO again", "held data")
+            assert len(server.transports) == 2
+            assert (port.lost_total, port.unheard) == (0, 0)
+        finally:
+            close_all(ports)
+            await server.stop()
+
+    run(body)
+
+
+def test_data_is_held_while_waiting_to_reconnect(run: Any) -> None:
+    async def body() -> None:
+        hub = FakeHub()
+        server = Server()
+        number = await server.start()
+        ports = make_ports(hub, "--reconnect=300", f"*127.0.0.1:{number}")
+        (port,) = ports
+        port.start()
+        try:
+            await hub.wait_for(lambda: hub.connects(0) == [True], "connected")
+            for t in server.transports:
+                t.close()  # the server ends the session; the port waits 300 ms
+            await hub.wait_for(lambda: hub.connects(0) == [True, False], "disconnected")
+            assert port.state is State.IDLE and port._timer is not None
+            port.write(LineData(b"while away"), 1)
+            assert port.lost_total == 0 and port.queued_bytes() == 10
+            await hub.wait_for(lambda: hub.connects(0) == [True, False, True], "reconnected")
+            await server.wait_for(lambda: bytes(server.received) == b"while away", "held data")
+        finally:
+            close_all(ports)
+            await server.stop()
+
+    run(body)
+
+
+def test_held_data_survives_failed_attempts_and_is_lost_when_nobody_wants_it(run: Any) -> None:
+    async def body() -> None:
+        hub = FakeHub()
+        number = dead_port()
+        ports = make_ports(hub, "--reconnect=0", f"127.0.0.1:{number}")
+        (port,) = ports
+        port.start()
+        try:
+            port.write(Connect(True), 1)
+            port.write(LineData(b"first"), 1)
+            await until_not_connecting(port)  # refused; a retry is due
+            assert port._timer is not None or port.state is State.CONNECTING
+            assert port.lost_total == 0 and port._pending_bytes == 5
+            server = Server()
+            await server.start(number)
+            try:
+                await server.wait_for(lambda: bytes(server.received) == b"first", "held data")
+            finally:
+                await server.stop()
+            await hub.wait_for(lambda: hub.connects(0)[-1:] == [False], "server gone")
+            port.write(LineData(b"second"), 1)  # held for the reconnect
+            port.write(Connect(False), 1)  # nobody wants it any more: lost, counted
+            assert (port.lost_total, port.unheard, port._pending_bytes) == (6, 0, 0)
+            port.write(LineData(b"third"), 1)  # no connection wanted: unheard
+            assert (port.lost_total, port.unheard) == (6, 5)
+        finally:
+            close_all(ports)
+
+    run(body)
 
 
 def test_failed_connect_without_reconnect(run: Any) -> None:

@@ -228,7 +228,7 @@ def test_tls_listener_with_client_certificate(run: Any, pki: Pki, caplog: pytest
 
     run(body)
     assert "(TLS, client certificates required)" in caplog.text
-    assert "peer hub client)" in caplog.text
+    assert "peer 'hub client')" in caplog.text
 
 
 @pytest.mark.parametrize("kind", ["no certificate", "other CA", "plain TCP"])

@@ -84,7 +84,10 @@ function portRow(p) {
   rout.append(el("span", "count", bytes(p.bytes_out)), el("div", "sub", bytes(p.rate_out) + "/s"));
   tr.append(rin, rout);
   const drops = Object.entries(p.dropped).filter(([, n]) => n > 0);
-  tr.append(el("td", "drops", drops.map(([why, n]) => bytes(n) + " " + why.replace("_", " ")).join(", ")));
+  const dropCell = el("td", "drops", drops.map(([why, n]) => bytes(n) + " " + why.replace("_", " ")).join(", "));
+  // Not a loss: written while nobody was connected (an idle slot, an unopened pty).
+  if (p.unheard) dropCell.append(el("div", "sub", bytes(p.unheard) + " unheard"));
+  tr.append(dropCell);
   const queue = el("td", "num", bytes(p.queued));
   if (p.reading_paused || p.writing_paused) {
     queue.append(el("div", "sub", (p.reading_paused ? "input paused " : "") + (p.writing_paused ? "XOFF sent" : "")));

@@ -1,6 +1,11 @@
 """pyserial's RFC 2217 server (PortManager) in front of a pty slave, as a test peer.
 
-Usage: python tests/e2e/peers/rfc2217_server.py <device> <port>
+Usage: python tests/e2e/peers/rfc2217_server.py <device> <port> [<read-timeout-s>]
+
+<device> is a pty slave, or loop:// for pyserial's loopback port (what is
+written comes back). The device's read timeout (default 0.2 s; pyserial's
+example uses 3) is how long the server may take to close a connection after
+the client's EOF, and to accept the next one: a larger one makes a slow peer.
 
 Modelled on pyserial's examples/rfc2217_server.py: one client at a time on
 127.0.0.1:<port>; a thread copies the device to the socket, the main thread
@@ -89,8 +94,11 @@ def _modem_poll(pm: serial.rfc2217.PortManager, stop: threading.Event) -> None:
             break
 
 
-def serve(device: str, port: int) -> None:
-    dev = PtyDevice(device, 115200, timeout=0.2)
+def serve(device: str, port: int, timeout_s: float = 0.2) -> None:
+    if device.startswith("loop://"):
+        dev = serial.serial_for_url(device, 115200, timeout=timeout_s)
+    else:
+        dev = PtyDevice(device, 115200, timeout=timeout_s)
     dev.dtr = False
     dev.rts = False
     listener = socket.socket()
@@ -125,7 +133,9 @@ def serve(device: str, port: int) -> None:
             logging.info("connection ended: %s", exc)
         stop.set()
         for t in threads:
-            t.join(2)
+            # Until the device read times out: a reader left running would
+            # steal the next connection's first bytes.
+            t.join(timeout_s + 2)
         sock.close()
         dev.dtr = False
         dev.rts = False
@@ -135,7 +145,7 @@ def serve(device: str, port: int) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="rfc2217_server: %(message)s")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 0.2)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,138 @@
+"""Who owns a pty link: a lock file beside it, held by the hub that made the link.
+
+A pty port's link (/tmp/gps1) gets a lock file beside it (/tmp/gps1.lock)
+that the hub holds with flock(2) while it runs, the hub's pid written in it.
+
+* Start-up: a lock another live hub holds is refused with one line naming
+  its pid, before anything is touched. A lock nobody holds (its hub was
+  killed, kill -9) is taken over, and the link that hub left is replaced.
+  With no lock file, an existing symlink is replaced only if it points at a
+  pty slave (/dev/pts/...: an earlier run's leftover); a symlink anywhere
+  else is the user's and is refused.
+* The kernel releases an flock when its holder dies, so a stale lock never
+  needs cleaning up, and no pid is ever guessed from a file.
+* Exit: the link is removed only if it still points at our pty; then the
+  lock file is removed while still locked, and the lock released.
+* A link in a directory any user may write to, without the sticky bit
+  (/tmp has it), can be swapped by another user while the hub runs: warned
+  about at start-up. The lock file is opened with O_NOFOLLOW, so a planted
+  symlink cannot make the hub write elsewhere.
+
+Sans the pty itself: `drivers.pty` calls this module around its link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+
+from hub.errors import UsageError
+
+__all__ = ["LOCK_SUFFIX", "LinkLock", "directory_warning"]
+
+#: The lock file is the link's path with this suffix.
+LOCK_SUFFIX = ".lock"
+#: Where pty slaves live; a symlink into it was made by a hub (or is stale).
+_PTS_PREFIX = "/dev/pts/"
+#: Attempts to lock the file at the path (it may be removed between open and flock).
+_ATTEMPTS = 5
+
+
+def directory_warning(link: str) -> str | None:
+    """A warning if `link`'s directory is world-writable without the sticky bit."""
+    directory = os.path.dirname(link) or "."
+    try:
+        mode = os.stat(directory).st_mode
+    except OSError:
+        return None
+    if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+        return (
+            f"{directory} is writable by every user and has no sticky bit: another user can replace "
+            f"the link {link} while the hub runs (use a directory only you can write, or one like /tmp)"
+        )
+    return None
+
+
+class LinkLock:
+    """The lock file of one link (see the module docstring)."""
+
+    def __init__(self, link: str):
+        self.link = link
+        self.path = link + LOCK_SUFFIX
+        self._fd = -1
+        #: The lock file was there (a hub made the link and was killed).
+        self.stale = False
+
+    @property
+    def held(self) -> bool:
+        return self._fd >= 0
+
+    def acquire(self) -> None:
+        """Take the lock and write our pid. Raises UsageError naming the holder or the problem."""
+        for _ in range(_ATTEMPTS):
+            existed = os.path.lexists(self.path)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise UsageError(self.link, f"The lock file {self.path} is a symlink") from None
+                why = f"Cannot create the lock file {self.path}: {exc.strerror}"
+                raise UsageError(self.link, why) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = _read_pid(fd)
+                os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise UsageError(self.link, f"Cannot lock {self.path}: {exc.strerror}") from None
+                who = f"pid {holder}" if holder else "another process"
+                raise UsageError(self.link, f"The pty link is in use by another hub ({who})") from None
+            if _same_file(fd, self.path):
+                self._fd = fd
+                self.stale = existed
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                return
+            os.close(fd)  # removed by its last holder between our open and flock: again
+        raise UsageError(self.link, f"Cannot lock {self.path}: it keeps changing")
+
+    def may_replace(self) -> bool:
+        """May a symlink already at the link be replaced? (A hub made it.)"""
+        if self.stale:
+            return True
+        try:
+            target = os.readlink(self.link)
+        except OSError:
+            return True
+        return target.startswith(_PTS_PREFIX)
+
+    def release(self) -> None:
+        """Remove the lock file and release the lock. Never raises."""
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            if _same_file(fd, self.path):
+                os.unlink(self.path)
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """`fd` is the file now at `path` (not one removed meanwhile)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
