@@ -20,9 +20,10 @@ from docopt import DocoptExit, docopt
 
 from .errors import UsageError
 
-__all__ = ["match_option", "option_names", "parse_options"]
+__all__ = ["match_option", "option_names", "options_with_values", "parse_options"]
 
 _OPTION_RE = re.compile(r"^\s*(--[A-Za-z0-9][\w-]*)", re.MULTILINE)
+_OPTION_VALUE_RE = re.compile(r"^\s*(--[A-Za-z0-9][\w-]*)(=)?", re.MULTILINE)
 
 
 def option_names(usage: str) -> frozenset[str]:
@@ -31,6 +32,17 @@ def option_names(usage: str) -> frozenset[str]:
     if not sep:
         return frozenset()
     return frozenset(m.group(1).lower() for m in _OPTION_RE.finditer(section))
+
+
+def options_with_values(usage: str) -> dict[str, bool]:
+    """Each declared long option of `usage` -> whether it takes a value (``--baud=<b>``)."""
+    _, sep, section = usage.partition("Options:")
+    if not sep:
+        return {}
+    out: dict[str, bool] = {}
+    for m in _OPTION_VALUE_RE.finditer(section):
+        out.setdefault(m.group(1).lower(), bool(m.group(2)))
+    return out
 
 
 def match_option(arg: str, names: frozenset[str]) -> str | None:
