@@ -96,8 +96,8 @@ def model_toml(model: HubModel, comment: str = "") -> str:
     links: dict[str, list[str]] = {}
     for dargs in model.driver_args.values():
         for arg in dargs:
-            name, _, value = arg.partition("=")
-            links.setdefault(name[2:], []).append(value)
+            opt, _, text = arg.partition("=")
+            links.setdefault(opt[2:], []).append(text)
     for key, values in links.items():
         lines.append(f"{key} = [{', '.join(_toml(v) for v in values)}]")
     lines.append("")
