@@ -115,6 +115,8 @@ class Inotify:
             self._masks.pop(w.wd, None)
             if _lib().inotify_rm_watch(self.fd, w.wd) < 0 and ctypes.get_errno() != errno.EINVAL:
                 log.debug("inotify_rm_watch(%d) failed", w.wd)
+        if not self._watches:
+            self.close()  # made again when next needed; nothing stays open between runs
 
     def _read(self) -> None:
         try:
@@ -149,9 +151,12 @@ class Inotify:
 
     def close(self) -> None:
         if self.fd >= 0:
-            self.loop.remove_reader(self.fd)
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self.fd)
             os.close(self.fd)
             self.fd = -1
+        if _instances.get(id(self.loop)) is self:
+            del _instances[id(self.loop)]
 
 
 _instances: dict[int, Inotify] = {}
