@@ -219,7 +219,9 @@ class _KeyLines:
             found = self.lines.get(path[:end])
             if found is not None:
                 return found
-        return None
+        # a table only named as part of a longer header: [devices.x] for "devices"
+        below = [n for key, n in self.lines.items() if key[: len(path)] == path]
+        return min(below) if below else None
 
 
 # ---- compiling -------------------------------------------------------------------------
@@ -381,7 +383,7 @@ class _Reader:
         if driver == "serial" and not required:
             options.append(self.arg((*path, "required"), "--if-absent=wait"))
         c = new_compiler(self.registry, 1 + len(services))
-        c.add_port(driver, device_path, options, self.arg(path, device_path))
+        c.add_port(driver, device_path, options, self.arg((*path, where[0]), device_path))
         names = [name]
         for kind, item, ipath in services:
             drv, address_key = SERVICES[kind]

@@ -1,0 +1,256 @@
+"""The config file: schema, errors, command-line equivalence, print-config, ser2net import."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from drivers._usbid import UsbIdentity
+from hub.cli import compile_args
+from hub.config import parse_config
+from hub.configout import model_table, model_toml
+from hub.errors import UsageError
+from hub.registry import Registry
+from hub.runtime import Runtime
+from hub.ser2net import ser2net_to_toml
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+REG = Registry()
+
+
+def table_of_args(*argv: str) -> str:
+    return model_table(compile_args(list(argv), REG))
+
+
+def table_of_config(text: str, file: str = "test.toml") -> str:
+    """What --check-config prints: the config is compiled and every component built."""
+    cfg = parse_config(text, file, REG)
+    loop = asyncio.new_event_loop()
+    try:
+        Runtime.for_config(cfg, loop, REG)
+    finally:
+        loop.close()
+    return model_table(cfg.merged())
+
+
+GPS_ARGS = [
+    "--bi-route=0:1,2,3",
+    "--if-absent=wait",
+    "--baud=4800",
+    "--octs=off",
+    "/dev/ttyACM0",
+    "--use-driver=pty",
+    "--frame=line",
+    "--slow-client=drop",
+    "/tmp/gps0",
+    "/tmp/gps1",
+    "--use-driver=tcp-multi",
+    "--interface=127.0.0.1",
+    "--frame=line",
+    "--recv-from=none",
+    "2947",
+]
+
+
+def lab_rack_args() -> list[str]:
+    """The lab rack example as one command line: 40 devices, 120 ports."""
+    argv = ["--baud=115200", "--octs=off", "--interface=127.0.0.1", "--status-interval=300"]
+    for i in range(1, 41):
+        d, r, w = 3 * (i - 1), 3 * (i - 1) + 1, 3 * (i - 1) + 2
+        g = f"d{i}"
+        argv += [
+            f"--create-filter=purge,{g}com,purge",
+            f"--create-filter=pinmap,{g}com,pinmap:--rts=cts --dtr=dsr --break=break",
+            f"--create-filter=linectl,{g}com,linectl:--br=remote --lc=remote",
+            f"--add-filters={d}:{g}com({r})",
+            f"--create-filter=telnet,{g}tcp,telnet:--comport=server --suppress-echo=yes",
+            f"--create-filter=lsrmap,{g}tcp,lsrmap",
+            f"--create-filter=pinmap,{g}tcp,pinmap:--cts=cts --dsr=dsr --dcd=dcd --ring=ring",
+            f"--create-filter=linectl,{g}tcp,linectl:--br=local --lc=local",
+            f"--add-filters={r}:{g}tcp",
+            f"--bi-route={d}:{r},{w}",
+            "--use-driver=serial",
+            "--if-absent=wait",
+            f"usb:0403:6001,serial=LAB{i:05d}",
+            "--use-driver=tcp-multi",
+            "--max-clients=4",
+            "--no-kick-oldest",
+            f"{7000 + i}",
+            "--max-clients=1",
+            "--kick-oldest",
+            f"{8000 + i}",
+        ]
+    return argv
+
+
+@pytest.mark.parametrize(
+    ("example", "argv"),
+    [("gps.toml", GPS_ARGS), ("lab-rack.toml", lab_rack_args())],
+)
+def test_example_config_equals_its_command_line(example: str, argv: list[str]) -> None:
+    text = (EXAMPLES / example).read_text()
+    assert table_of_config(text, example) == table_of_args(*argv)
+
+
+def test_print_config_round_trips_to_the_same_model() -> None:
+    argv = [
+        "--octs=off",
+        "--baud=4800",
+        "/dev/null",
+        "--create-filter=telnet,t:--comport=server",
+        "--create-filter=linectl,t,lc:--br=local --lc=local",
+        "--add-filters=1:t.OUT(0),t",
+        "--use-driver=tcp-multi",
+        "--interface=127.0.0.1",
+        "--read-only",
+        "7000",
+        "--use-driver=connector",
+        "a",
+        "b",
+        "--bi-connect=a:b",
+        "--route=0:1,2",
+        "--echo-route=3",
+        "--fc-route=2:1",
+        "--no-default-fc-route=1:0",
+    ]
+    model = compile_args(argv, REG)
+    back = parse_config(model_toml(model, "from a test"), "printed.toml", REG).merged()
+    assert back.same_as(model)
+    assert model_table(back) == model_table(model)
+
+
+def test_sticky_spellings_do_not_matter() -> None:
+    a = table_of_args("--BAUD=9600", "--baud=4800", "/dev/null", "--write-limit=262144", "/dev/zero")
+    b = table_of_config(
+        '[group.g]\n[[group.g.port]]\npath="/dev/null"\nbaud=4800\n'
+        '[[group.g.port]]\npath="/dev/zero"\nbaud=4800\n'
+    )
+    assert a == b
+
+
+def test_a_device_with_rfc2217_telnet_and_mqtt_services() -> None:
+    text = """
+[device.dev]
+path = "/dev/null"
+rfc2217 = [7001, { port = "127.0.0.1:7002", max-clients = 2 }]
+telnet = 2323
+pty = { path = "/tmp/x", write-limit = 0 }
+"""
+    table = table_of_config(text)
+    assert "tcp-multi  127.0.0.1:7002  --max-clients=2" in table
+    assert "telnet[telnet --comport=server --suppress-echo=yes]" in table
+    assert "purge.OUT(1,2)[purge]" in table
+    assert "telnet[telnet --suppress-echo=yes]" in table
+
+
+BAD = [
+    ("[device.x\npath=1", "invalid TOML", None),
+    ('[device.x]\npath = "/dev/null"\nbogus = 1\n', "unknown key 'bogus'", 3),
+    ('[device.x]\npath = "/dev/null"\nbaud = [{a = 1}]\n', "expected a string, number", 3),
+    ('[device.x]\npath = "/dev/null"\nbaud = "fast"\n', "Invalid --baud value", 3),
+    (
+        '[device.x]\npath = "/dev/null"\nrequired = true\nbaud = 1\n\n[device.y]\npath = "/no/such/dev"\nrequired = true\n',
+        "no such device",
+        7,
+    ),
+    ('[group.g]\nroute = ["a:0"]\n[[group.g.port]]\npath = "/dev/null"\n', "unknown port 'a'", 2),
+    ('[device.x]\nusb = "zz"\n', "vendor:product in hex", 2),
+    ("[devices.x]\n", "unknown key 'devices'", 1),
+    ("[defaults.nosuch]\nx = 1\n", "unknown driver 'nosuch'", 1),
+    ('[device.x]\npath = "/dev/null"\nraw = { port = 7000, recv-from = "everyone" }\n', "recv-from", 3),
+]
+
+
+@pytest.mark.parametrize(("text", "expect", "line"), BAD)
+def test_every_error_names_file_key_and_line(text: str, expect: str, line: int | None) -> None:
+    with pytest.raises(UsageError) as e:
+        table_of_config(text, "bad.toml")
+    msg = str(e.value)
+    assert expect in msg
+    assert "bad.toml" in msg
+    if line is not None:
+        assert f"line {line}" in msg
+    assert "\n" not in msg
+
+
+def test_ser2net_debian_example_imports_and_loads() -> None:
+    path = "/etc/ser2net.yaml"
+    if not os.path.exists(path):
+        pytest.skip("ser2net's example config is not installed (apt-get install ser2net)")
+    text = ser2net_to_toml(Path(path).read_text(), path)
+    cfg = parse_config(text, "imported.toml", REG)
+    table = model_table(cfg.merged())
+    assert "/dev/ttyS0  --baud=9600 --if-absent=wait --octs=off --share-mode=on" in table
+    assert "localhost:2000  --kick-oldest --max-clients=1" in table
+    assert "option banner" in text  # left out, and said so
+
+
+SER2NET_FORMS = """
+connection: &rfc
+    accepter: telnet(rfc2217),tcp,3001
+    connector: serialdev,/dev/ttyUSB0,115200e71,local,rtscts
+    options:
+      max-connections: 3
+
+connection: &plain
+  accepter: telnet,2001
+  connector: serialdev, /dev/ttyS2, 9600n82
+  enable: on
+
+connection: &off
+  accepter: tcp,2002
+  enable: off
+  connector: serialdev,/dev/ttyS3,9600n81
+
+connection: &v6
+  accepter: tcp,ipv6,::1,2003
+  connector: serialdev,/dev/ttyS4,38400o81,local
+"""
+
+
+def test_ser2net_man_page_forms() -> None:
+    text = ser2net_to_toml(SER2NET_FORMS, "forms.yaml")
+    assert "# off: enable: off, left out" in text
+    table = model_table(parse_config(text, "forms.toml", REG).merged())
+    assert "/dev/ttyUSB0  --baud=115200 --data=7 --if-absent=wait --parity=e --share-mode=on" in table
+    assert "3001  --max-clients=3" in table and "telnet --comport=server" in table
+    assert "/dev/ttyS2  --baud=9600 --if-absent=wait --octs=off --share-mode=on --stop=2" in table
+    assert "::1:2003" in table and "2002" not in table
+
+
+def test_ser2net_unsupported_connector_names_the_line() -> None:
+    with pytest.raises(UsageError) as e:
+        ser2net_to_toml("connection: &a\n  accepter: tcp,2000\n  connector: tcp,host,23\n", "x.yaml")
+    assert "line 3" in str(e.value) and "connector" in str(e.value)
+
+
+def _fake_usb(sysfs: Path, tty: str, vendor: str, product: str, serial: str, interface: int) -> None:
+    usbdev = sysfs / "devices" / "pci0" / "usb1" / f"1-{tty[-1]}"
+    intf = usbdev / f"1-{tty[-1]}:1.{interface}"
+    (intf / tty).mkdir(parents=True, exist_ok=True)
+    (usbdev / "idVendor").write_text(vendor + "\n")
+    (usbdev / "idProduct").write_text(product + "\n")
+    (usbdev / "serial").write_text(serial + "\n")
+    (intf / "bInterfaceNumber").write_text(f"{interface:02x}\n")
+    cls = sysfs / "class" / "tty" / tty
+    cls.mkdir(parents=True, exist_ok=True)
+    (cls / "device").symlink_to(os.path.relpath(intf / tty, cls))
+
+
+def test_usb_identity_found_in_a_fake_sysfs(tmp_path: Path) -> None:
+    _fake_usb(tmp_path, "ttyUSB0", "0403", "6001", "A1", 0)
+    _fake_usb(tmp_path, "ttyUSB1", "0403", "6001", "B2", 1)
+    (tmp_path / "class" / "tty" / "console").mkdir()  # no device link: ignored
+    find = lambda text: UsbIdentity.parse(text).find(str(tmp_path), "/dev")  # noqa: E731
+    assert find("usb:0403:6001") == ["/dev/ttyUSB0", "/dev/ttyUSB1"]
+    assert find("usb:0403:6001,serial=B2") == ["/dev/ttyUSB1"]
+    assert find("usb:0403:6001,interface=0") == ["/dev/ttyUSB0"]
+    assert find("usb:0403:6010") == []
+    shutil.rmtree(tmp_path / "class" / "tty" / "ttyUSB0")
+    assert find("usb:0403:6001,serial=A1") == []
+    with pytest.raises(ValueError):
+        UsbIdentity.parse("usb:0403:6001,colour=red")
