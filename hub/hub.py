@@ -250,8 +250,9 @@ class Hub:
                     need &= ~got
             return need
 
+        sources = self.routes.sources()  # once: per port, it was quadratic in the ports
         for dst, sl in enumerate(self.slots):
-            srcs = self.routes.sources_of(dst)
+            srcs = sources.get(dst, ())
             for k, s in enumerate(sl):
                 f = s.filter
                 if s.use_out and f.needs:

@@ -24,8 +24,13 @@ class Routes:
     #: True when the default data routes were used.
     default: bool = False
 
-    def sources_of(self, dst: int) -> list[int]:
-        return [s for s, ds in self.data.items() if dst in ds]
+    def sources(self) -> dict[int, list[int]]:
+        """Destination -> the sources whose data reaches it, in port order."""
+        out: dict[int, list[int]] = {}
+        for s, ds in sorted(self.data.items()):
+            for d in ds:
+                out.setdefault(d, []).append(s)
+        return out
 
 
 @dataclass
@@ -87,7 +92,16 @@ class RouteBuilder:
         default_fc = {(b, a) for (a, b) in data if (b, a) in data}
         fc = set(self.fc) | (default_fc - set(self.no_default_fc))
         return Routes(
-            data={s: tuple(sorted(d for (a, d) in data if a == s)) for s in range(nports)},
-            fc={s: tuple(sorted(d for (a, d) in fc if a == s)) for s in range(nports)},
+            data=_by_source(data, nports),
+            fc=_by_source(fc, nports),
             default=self.default_route and nports >= 2,
         )
+
+
+def _by_source(pairs: dict[Pair, None] | set[Pair], nports: int) -> dict[int, tuple[int, ...]]:
+    """Source -> sorted destinations, in one pass over the pairs (All:All on 1,000
+    ports is a million pairs; a scan of them per source took minutes)."""
+    table: dict[int, list[int]] = {s: [] for s in range(nports)}
+    for s, d in pairs:
+        table[s].append(d)
+    return {s: tuple(sorted(ds)) for s, ds in table.items()}

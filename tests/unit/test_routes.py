@@ -50,3 +50,21 @@ def test_no_default_fc_route():
     b.no_default_fc_route([1], [0])
     r = b.finish(2)
     assert r.fc == {0: (1,), 1: ()}
+
+
+def test_all_all_on_many_ports_and_sources_by_destination():
+    n = 300
+    b = RouteBuilder()
+    b.route(list(range(n)), list(range(n)))
+    r = b.finish(n)
+    assert all(r.data[s] == tuple(d for d in range(n) if d != s) for s in range(n))
+    assert r.fc == r.data  # data flows both ways everywhere
+    assert r.sources() == {d: [s for s in range(n) if s != d] for d in range(n)}
+
+
+def test_sources_lists_each_destinations_sources_in_port_order():
+    b = RouteBuilder()
+    b.route([2], [0])
+    b.route([1], [0, 2])
+    b.echo_route([1])
+    assert b.finish(3).sources() == {0: [1, 2], 1: [1], 2: [1]}
