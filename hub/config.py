@@ -32,6 +32,7 @@ from typing import Any
 
 from .args import Arg
 from .cli import http_settings, new_compiler
+from .commands.com2tcp_rfc2217 import COM_OPTIONS, SERVER_COM_CHAIN, SERVER_TCP_CHAIN
 from .errors import ArgSource, UsageError
 from .model import Attachment, HubModel
 from .options import options_with_values
@@ -73,20 +74,12 @@ _DEVICE_KEYS = ("path", "usb", "serial-number", "usb-interface", "sim", "require
 _HTTP_KINDS = {k: v for k, v in options_with_values(http_options.USAGE).items() if k != "--required"}
 _HUB_KEYS = ("report-interval", "status-interval", "log-level", *(k[2:] for k in _HTTP_KINDS))
 
-#: The RFC 2217 server chains of com2tcp-rfc2217 (hub4com spec 5.2): on the device
-#: (for requests from the RFC 2217 ports only) and on each RFC 2217 port.
-_RFC2217_DEVICE = (
-    ("purge", ()),
-    ("pinmap", ("--rts=cts", "--dtr=dsr", "--break=break")),
-    ("linectl", ("--br=remote", "--lc=remote")),
-)
-_RFC2217_PORT = (
-    ("telnet", ("--comport=server", "--suppress-echo=yes")),
-    ("lsrmap", ()),
-    ("pinmap", ("--cts=cts", "--dsr=dsr", "--dcd=dcd", "--ring=ring")),
-    ("linectl", ("--br=local", "--lc=local")),
-)
-_TELNET_PORT = (("telnet", ("--suppress-echo=yes",)),)
+#: The RFC 2217 server chains of com2tcp-rfc2217 (hub4com spec 5.2, with its --flow):
+#: on the device (for requests from the RFC 2217 ports) and on each RFC 2217 port.
+#: escparse is left out: on Linux it has nothing to parse and passes everything on.
+_RFC2217_DEVICE = tuple(piece for piece in SERVER_COM_CHAIN if piece[0] != "escparse")
+_RFC2217_PORT = SERVER_TCP_CHAIN
+_TELNET_PORT = (("telnet", "telnet", "--suppress-echo=yes"),)
 
 
 class KeySource(ArgSource):
@@ -382,6 +375,10 @@ class _Reader:
         )
         if driver == "serial" and not required:
             options.append(self.arg((*path, "required"), "--if-absent=wait"))
+        octs_given = any(o.text.startswith("--octs") for o in options)
+        if driver == "serial" and "rfc2217" in dev and not octs_given:
+            # as com2tcp-rfc2217: the RFC 2217 clients decide flow control
+            options += [self.arg((*path, "rfc2217"), text) for text in COM_OPTIONS]
         c = new_compiler(self.registry, 1 + len(services))
         c.add_port(driver, device_path, options, self.arg((*path, where[0]), device_path))
         names = [name]
@@ -398,9 +395,10 @@ class _Reader:
         rfc = [i + 1 for i, (kind, _, _) in enumerate(services) if kind == "rfc2217"]
         telnet = [i + 1 for i, (kind, _, _) in enumerate(services) if kind == "telnet"]
         if rfc:
-            self.chain(
-                c, "rfc2217-device", _RFC2217_DEVICE, path, f"0:rfc2217-device({','.join(map(str, rfc))})"
-            )
+            # the device's chain takes requests from the RFC 2217 ports only (all of them
+            # when there is nothing else, as com2tcp-rfc2217 has it)
+            only = "" if len(rfc) == len(services) else f"({','.join(map(str, rfc))})"
+            self.chain(c, "rfc2217-device", _RFC2217_DEVICE, path, f"0:rfc2217-device{only}")
             self.chain(c, "rfc2217", _RFC2217_PORT, path, f"{','.join(map(str, rfc))}:rfc2217")
         if telnet:
             self.chain(c, "telnet", _TELNET_PORT, path, f"{','.join(map(str, telnet))}:telnet")
@@ -449,10 +447,10 @@ class _Reader:
         return out
 
     def chain(self, c: Any, group: str, pieces: Any, path: tuple[Any, ...], attach: str) -> None:
-        for module, args in pieces:
-            c.add_filter(
-                c.filter_module(module), group, module, list(args), self.arg(path, f"{group}.{module}")
-            )
+        """Create the filters `pieces` ((module, name, arguments) each) as `group`, attach it."""
+        for module, name, args in pieces:
+            where = self.arg(path, f"{group}.{name}")
+            c.add_filter(c.filter_module(module), group, name, args.split(), where)
         c.core(self.arg(path, f"--add-filters={attach}"))
 
     # -- a free-form group --------------------------------------------------------------

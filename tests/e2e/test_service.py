@@ -9,12 +9,17 @@ import signal
 import socket
 import subprocess
 import sys
+import termios
 import threading
 from pathlib import Path
 
 import pytest
 
+from ..examples import EXAMPLES, example_command
 from .conftest import DEADLINE_S, Hub, free_port, recv_exactly, wait_for
+from .test_gps_share import connect, open_pty_app, payload, read_until
+from .test_rfc2217 import device_termios, read_all
+from .test_sessions import cflag, nothing_from, rfc2217
 
 UNITS = Path(__file__).parents[2] / "examples" / "systemd"
 
@@ -37,6 +42,12 @@ def _device_toml(name: str, path: str, port: int, baud: int = 9600) -> str:
         f'[device.{name}]\npath = "{path}"\nbaud = {baud}\nocts = "off"\n'
         f'raw = {{ port = {port}, interface = "127.0.0.1", slow-client = "block" }}\n\n'
     )
+
+
+def _run_config(file: Path, text: str) -> Hub:
+    """hub4com --config=`file`, with `text` written to it."""
+    file.write_text(text)
+    return Hub([f"--config={file}"])
 
 
 def _connect(port: int) -> socket.socket:
@@ -170,13 +181,12 @@ def test_usb_device_follows_its_identity_across_replug(tmp_path: Path, pty_devic
     port = free_port()
     first = pty_device()
     plug("ttyUSB0", first.path)
-    cfg = tmp_path / "usb.toml"
-    cfg.write_text(
+    hub = _run_config(
+        tmp_path / "usb.toml",
         f'[defaults.serial]\nsysfs = "{sysfs}"\ndev = "{dev}"\nreopen-interval = 100\n\n'
         f'[device.console]\nusb = "0403:6001"\nserial-number = "LAB1"\nocts = "off"\n'
-        f'raw = {{ port = {port}, interface = "127.0.0.1" }}\n'
+        f'raw = {{ port = {port}, interface = "127.0.0.1" }}\n',
     )
-    hub = Hub([f"--config={cfg}"])
     try:
         hub.wait_started(2)
         client = _connect(port)
@@ -196,3 +206,97 @@ def test_usb_device_follows_its_identity_across_replug(tmp_path: Path, pty_devic
         assert second.read(4) == b"back"
     finally:
         hub.stop()
+
+
+@pytest.mark.parametrize("front_end", ["config", "command line"])
+def test_gps_example_moves_the_same_data_through_both_front_ends(
+    front_end: str, tmp_path: Path, pty_device
+) -> None:
+    """examples/gps.toml and the command line its comment gives, on a pty GPS: both
+    applications and the TCP client get every sentence; an application's writes
+    reach the receiver, the TCP client's (--recv-from=none) do not."""
+    dev = pty_device()
+    links = [tmp_path / "gps0", tmp_path / "gps1"]
+    port = free_port()
+    ours = {
+        "/dev/ttyACM0": dev.path,
+        "/tmp/gps0": str(links[0]),
+        "/tmp/gps1": str(links[1]),
+        "2947": str(port),
+    }
+    if front_end == "config":
+        text = (EXAMPLES / "gps.toml").read_text()
+        for old, new in ours.items():
+            text = text.replace(old, new)
+        hub = _run_config(tmp_path / "gps.toml", text)
+    else:
+        hub = Hub([ours.get(a, a) for a in example_command("gps.toml")])
+    fds: list[int] = []
+    client: socket.socket | None = None
+    try:
+        hub.wait_started(4)
+        fds = [open_pty_app(link) for link in links]
+        client = connect(port)
+        for text in ("gps0(1) connected", "gps1(2) connected", "client 1 connected from"):
+            hub.wait_line(text)
+        readers: dict[object, int | socket.socket] = {"app0": fds[0], "app1": fds[1], "tcp": client}
+        # each reader starts at the first whole sentence it sees (--frame=line)
+        prime = b"$PRIME,2*00\r\n"
+        dev.write(b"$PRIME,1*00\r\n" + prime)
+        got = read_until(readers, lambda b: all(v.endswith(prime) for v in b.values()), DEADLINE_S)
+        assert set(got.values()) == {prime}
+        stream = b"".join(payload(500))
+        dev.write(stream)
+        got = read_until(readers, lambda b: all(len(v) >= len(stream) for v in b.values()), 3 * DEADLINE_S)
+        assert all(v == stream for v in got.values()), {k: len(v) for k, v in got.items()}
+
+        client.sendall(b"$NOT,FROM,THE,NETWORK*00\r\n")
+        for fd, command in zip(fds, (b"$PUBX,40,GGA,0,0,0,0*5A\r\n", b"$PUBX,00*33\r\n"), strict=True):
+            os.write(fd, command)
+            # the second arrives after the first: nothing from the network in between
+            assert dev.read(len(command)) == command
+    finally:
+        if client is not None:
+            client.close()
+        for fd in fds:
+            os.close(fd)
+        assert hub.stop() == 0
+    assert "Traceback" not in hub.output
+
+
+def test_rfc2217_service_against_pyserial(tmp_path: Path, pty_device) -> None:
+    """A device served as RFC 2217 from the config: the writer's baud rate and flow
+    control reach the device, a read-only listener watches, and the device is back
+    at its configured settings when the writer leaves (serial --restore)."""
+    dev = pty_device()
+    writer_port, observer_port = free_port(), free_port()
+    hub = _run_config(
+        tmp_path / "rfc.toml",
+        f'[device.dev]\npath = "{dev.path}"\nrequired = true\nbaud = 9600\n'
+        f'rfc2217 = [{{ port = {writer_port}, interface = "127.0.0.1", max-clients = 1 }},\n'
+        f'           {{ port = {observer_port}, interface = "127.0.0.1", read-only = true }}]\n',
+    )
+    try:
+        hub.wait_started(3)
+        observer = rfc2217(observer_port, baudrate=9600)  # asks for what the device has
+        writer = rfc2217(writer_port, baudrate=57600, rtscts=True)
+        try:
+            assert device_termios(dev)[0] == termios.B57600
+            assert cflag(dev) & termios.CRTSCTS
+            with pytest.raises(ValueError, match="remote rejected value for option 'baudrate'"):
+                observer.baudrate = 115200
+            dev.write(b"to both\xff\n")
+            assert read_all(writer, 9) == b"to both\xff\n"
+            assert read_all(observer, 9) == b"to both\xff\n"
+            writer.write(b"from the writer\xff")
+            assert dev.read(16) == b"from the writer\xff"
+            observer.write(b"not me")
+            assert nothing_from(dev)
+        finally:
+            writer.close()
+            observer.close()
+        wait_for(lambda: device_termios(dev)[0] == termios.B9600, what="the configured 9600 again")
+        assert not cflag(dev) & termios.CRTSCTS  # octs off, as com2tcp-rfc2217 has it
+    finally:
+        assert hub.stop() == 0
+    assert "Traceback" not in hub.output

@@ -11,6 +11,7 @@ import pytest
 
 from drivers._usbid import UsbIdentity
 from hub.cli import compile_args
+from hub.commands import com2tcp_rfc2217
 from hub.config import parse_config
 from hub.configout import model_table, model_toml
 from hub.errors import UsageError
@@ -18,7 +19,8 @@ from hub.registry import Registry
 from hub.runtime import Runtime
 from hub.ser2net import ser2net_to_toml
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
+from ..examples import EXAMPLES, example_command
+
 REG = Registry()
 
 
@@ -37,23 +39,7 @@ def table_of_config(text: str, file: str = "test.toml") -> str:
     return model_table(cfg.merged())
 
 
-GPS_ARGS = [
-    "--bi-route=0:1,2,3",
-    "--if-absent=wait",
-    "--baud=4800",
-    "--octs=off",
-    "/dev/ttyACM0",
-    "--use-driver=pty",
-    "--frame=line",
-    "--slow-client=drop",
-    "/tmp/gps0",
-    "/tmp/gps1",
-    "--use-driver=tcp-multi",
-    "--interface=127.0.0.1",
-    "--frame=line",
-    "--recv-from=none",
-    "2947",
-]
+GPS_ARGS = example_command("gps.toml")
 
 
 def lab_rack_args() -> list[str]:
@@ -65,12 +51,12 @@ def lab_rack_args() -> list[str]:
         argv += [
             f"--create-filter=purge,{g}com,purge",
             f"--create-filter=pinmap,{g}com,pinmap:--rts=cts --dtr=dsr --break=break",
-            f"--create-filter=linectl,{g}com,linectl:--br=remote --lc=remote",
+            f"--create-filter=linectl,{g}com,lc:--br=remote --lc=remote --flow=remote",
             f"--add-filters={d}:{g}com({r})",
             f"--create-filter=telnet,{g}tcp,telnet:--comport=server --suppress-echo=yes",
             f"--create-filter=lsrmap,{g}tcp,lsrmap",
             f"--create-filter=pinmap,{g}tcp,pinmap:--cts=cts --dsr=dsr --dcd=dcd --ring=ring",
-            f"--create-filter=linectl,{g}tcp,linectl:--br=local --lc=local",
+            f"--create-filter=linectl,{g}tcp,lc:--br=local --lc=local --flow=local",
             f"--add-filters={r}:{g}tcp",
             f"--bi-route={d}:{r},{w}",
             "--use-driver=serial",
@@ -94,6 +80,55 @@ def lab_rack_args() -> list[str]:
 def test_example_config_equals_its_command_line(example: str, argv: list[str]) -> None:
     text = (EXAMPLES / example).read_text()
     assert table_of_config(text, example) == table_of_args(*argv)
+
+
+@pytest.mark.parametrize(
+    "multi",
+    [
+        ["--max-clients=4", "--recv-from=first"],
+        ["--read-only", "--send-to=last"],
+    ],
+)
+def test_rfc2217_service_runs_the_chains_of_com2tcp_rfc2217(multi: list[str]) -> None:
+    """The same ports, chains and routes as the command (its escparse aside: it has
+    nothing to parse on Linux), --flow on both linectl filters included."""
+    argv = [*multi, "--interface=127.0.0.1", "/dev/null", "7000"]
+    settings = com2tcp_rfc2217.parse(argv)
+    assert settings is not None
+    args = [a for a in com2tcp_rfc2217.hub_args(settings) if not a.startswith("--create-filter=escparse")]
+    options = ", ".join(f"{o[2:].partition('=')[0]} = {_toml_value(o)}" for o in multi)
+    text = (
+        '[device.d]\npath = "/dev/null"\nrequired = true\n'
+        f'rfc2217 = {{ port = 7000, interface = "127.0.0.1", {options} }}\n'
+    )
+    table = table_of_config(text)
+    assert table == table_of_args(*args)
+    assert "--flow=remote" in table and "--flow=local" in table and "--octs=off" in table
+
+
+def _toml_value(option: str) -> str:
+    _, sep, value = option.partition("=")
+    return f'"{value}"' if sep else "true"
+
+
+def test_rfc2217_service_with_other_services_and_session_policies() -> None:
+    """Requests reach the device from the RFC 2217 ports only; tcp-multi's --control and
+    --read-only and serial's --restore have their config spellings; an octs of the
+    device's own is kept."""
+    text = """
+[device.d]
+path = "/dev/null"
+octs = "on"
+restore = false
+rfc2217 = [{ port = 7001, control = "none" }, { port = 7002, read-only = true }]
+raw = 7003
+"""
+    table = table_of_config(text)
+    assert "/dev/null  --if-absent=wait --restore=off" in table  # octs on: the default
+    assert "tcp-multi  7001  --control=none" in table
+    assert "tcp-multi  7002  --read-only" in table
+    assert "purge.OUT(1,2)[purge] -> pinmap.OUT(1,2)[pinmap" in table
+    assert "lc.OUT(1,2)[linectl --br=remote --lc=remote --flow=remote]" in table
 
 
 def test_print_config_round_trips_to_the_same_model() -> None:
