@@ -685,6 +685,8 @@ class SerialPort(Port):
         if st is _State.RETRY:
             why = f"cannot open: {self._last_error}" if self._last_error else "lost, reopening"
             return f"device {self.path} {why}"
+        if st is _State.ABSENT:
+            return f"device {self.path} absent (waiting for it)"
         if st is _State.IDLE and not self.settings.share_mode:
             return f"device {self.path} lost (not reopened: --reopen-interval=0)"
         return None

@@ -45,6 +45,10 @@ def model_table(model: HubModel) -> str:
         lines.extend(rows or ["  none"])
     for drv, dargs in sorted(model.driver_args.items()):
         lines.append(f"Driver {drv}: {' '.join(dargs)}")
+    if model.required is not None:
+        lines.append(f"Health checks: {' '.join(map(str, model.required)) or 'none'}")
+    if model.http:
+        lines.append(f"HTTP: {' '.join(model.http)}")
     return "\n".join(lines) + "\n"
 
 
@@ -64,7 +68,14 @@ def _hub_section(model: HubModel) -> list[str]:
         out.append(f"status-interval = {model.status_interval_s:g}")
     if model.verbosity:
         out.append(f'log-level = "{"debug" if model.verbosity > 0 else "warning"}"')
+    out += [_key_value(arg) for arg in model.http]
     return ["[hub]", *out, ""] if out else []
+
+
+def _key_value(arg: str) -> str:
+    """``key = value`` for a command-line option (``--http-allow=10.0.0.0/8``)."""
+    name, sep, value = arg.partition("=")
+    return f"{name[2:]} = {_toml(value if sep else True)}"
 
 
 def model_toml(model: HubModel, comment: str = "") -> str:
@@ -100,6 +111,8 @@ def model_toml(model: HubModel, comment: str = "") -> str:
             links.setdefault(opt[2:], []).append(text)
     for key, values in links.items():
         lines.append(f"{key} = [{', '.join(_toml(v) for v in values)}]")
+    if model.required is not None:
+        lines.append(f"required = [{', '.join(_toml(str(i)) for i in model.required)}]")
     lines.append("")
     for i, p in enumerate(model.ports):
         lines.append("[[group.main.port]]")
@@ -120,9 +133,7 @@ def model_toml(model: HubModel, comment: str = "") -> str:
             lines.append(f"module = {_toml(f.module)}")
         if f.name != keys[k]:
             lines.append(f"name = {_toml(f.name)}")
-        for arg in (*f.args, *(option_text(o) for o in f.sticky)):
-            name, sep, value = arg.partition("=")
-            lines.append(f"{name[2:]} = {_toml(value if sep else True)}")
+        lines += [_key_value(arg) for arg in (*f.args, *(option_text(o) for o in f.sticky))]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -18,6 +18,7 @@ import pytest
 from ..examples import EXAMPLES, example_command
 from .conftest import DEADLINE_S, Hub, free_port, recv_exactly, wait_for
 from .test_gps_share import connect, open_pty_app, payload, read_until
+from .test_http import get, get_json
 from .test_rfc2217 import device_termios, read_all
 from .test_sessions import cflag, nothing_from, rfc2217
 
@@ -297,6 +298,30 @@ def test_rfc2217_service_against_pyserial(tmp_path: Path, pty_device) -> None:
             observer.close()
         wait_for(lambda: device_termios(dev)[0] == termios.B9600, what="the configured 9600 again")
         assert not cflag(dev) & termios.CRTSCTS  # octs off, as com2tcp-rfc2217 has it
+    finally:
+        assert hub.stop() == 0
+    assert "Traceback" not in hub.output
+
+
+def test_status_page_follows_the_config_components_across_a_reload(tmp_path: Path, pty_device) -> None:
+    """[hub] http serves the runtime's hubs, one per device, labelled by component;
+    an absent device fails /healthz until a reload removes it."""
+    dev = pty_device()
+    http, tcp = free_port(), free_port()
+    present = _device_toml("a", dev.path, tcp)
+    absent = f'[device.b]\npath = "{tmp_path / "ttyUSB9"}"\nraw = {{ port = {free_port()} }}\n'
+    cfg = tmp_path / "web.toml"
+    hub = _run_config(cfg, f'[hub]\nhttp = "127.0.0.1:{http}"\n\n{present}{absent}')
+    try:
+        hub.wait_line("HTTP: status page on")
+        assert [h["hub"] for h in get_json(http, "/api/hubs")] == ["device.a", "device.b"]
+        status, body = get(http, "/healthz")
+        assert status == 503 and "absent" in body and "b/ttyUSB9(0)" in body
+        cfg.write_text(f'[hub]\nhttp = "127.0.0.1:{http}"\n\n{present}')
+        hub.proc.send_signal(signal.SIGHUP)
+        hub.wait_line("Reloaded")
+        assert [h["hub"] for h in get_json(http, "/api/hubs")] == ["device.a"]
+        assert get(http, "/healthz")[0] == 200
     finally:
         assert hub.stop() == 0
     assert "Traceback" not in hub.output

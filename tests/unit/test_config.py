@@ -151,11 +151,45 @@ def test_print_config_round_trips_to_the_same_model() -> None:
         "--echo-route=3",
         "--fc-route=2:1",
         "--no-default-fc-route=1:0",
+        "--required=0,3",
+        "--http=127.0.0.1:0",
+        "--http-allow=127.0.0.0/8",
     ]
     model = compile_args(argv, REG)
     back = parse_config(model_toml(model, "from a test"), "printed.toml", REG).merged()
     assert back.same_as(model)
+    assert back.http == model.http
     assert model_table(back) == model_table(model)
+    assert "Health checks: 0 3" in model_table(back)
+    assert "HTTP: --http=127.0.0.1:0 --http-allow=127.0.0.0/8" in model_table(back)
+
+
+def test_health_and_http_in_a_config() -> None:
+    """[hub] takes the HTTP options; a group's required lists its ports /healthz checks
+    (names or numbers, [] for none); a device's ports all count."""
+    text = """
+[hub]
+http = 8080
+http-max-connections = 8
+
+[device.d]
+path = "/dev/null"
+
+[group.g]
+required = ["pty"]
+[[group.g.port]]
+path = "/dev/zero"
+[[group.g.port]]
+name = "pty"
+driver = "pty"
+path = "/tmp/x"
+"""
+    cfg = parse_config(text, "h.toml", REG)
+    assert cfg.http == ("--http=8080", "--http-max-connections=8")
+    assert cfg.merged().required == (0, 2)
+    table = table_of_config(text)
+    assert "Health checks: 0 2" in table and "HTTP: --http=8080 --http-max-connections=8" in table
+    assert table_of_config(text.replace('["pty"]', "[]")).count("Health checks: 0\n") == 1
 
 
 def test_sticky_spellings_do_not_matter() -> None:
@@ -197,6 +231,9 @@ BAD = [
     ("[devices.x]\n", "unknown key 'devices'", 1),
     ("[defaults.nosuch]\nx = 1\n", "unknown driver 'nosuch'", 1),
     ('[device.x]\npath = "/dev/null"\nraw = { port = 7000, recv-from = "everyone" }\n', "recv-from", 3),
+    ('[hub]\nhttp = "localhost:99999"\n[device.x]\npath = "/dev/null"\n', "Invalid --http port", 2),
+    ('[hub]\nhttp-allow = "10.0.0.0/8"\n[device.x]\npath = "/dev/null"\n', "needs --http", 2),
+    ('[group.g]\nrequired = ["nosuch"]\n[[group.g.port]]\npath = "/dev/null"\n', "unknown port", 2),
 ]
 
 
