@@ -14,7 +14,9 @@ options an argument set.
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 from docopt import DocoptExit, docopt
 
@@ -51,6 +53,13 @@ def match_option(arg: str, names: frozenset[str]) -> str | None:
     return name if name in names else None
 
 
+@functools.lru_cache(maxsize=4096)
+def _docopt(usage: str, argv: tuple[str, ...]) -> dict[str, Any]:
+    """docopt's parse, remembered: a config file gives every port of a driver the same
+    options, and each parse reads the whole usage text (2-3 ms). Do not modify the result."""
+    return dict(docopt(usage, argv=list(argv), default_help=False))
+
+
 def parse_options(usage: str, argv: list[str], names: frozenset[str] | None = None) -> dict[str, object]:
     """Parse `argv` against `usage` and return {option: value} for options given.
 
@@ -71,7 +80,7 @@ def parse_options(usage: str, argv: list[str], names: frozenset[str] | None = No
         value = arg[len(name) :]
         normalised.append(name + value)
     try:
-        parsed = docopt(usage, argv=normalised, default_help=False)
+        parsed = _docopt(usage, tuple(normalised))
     except DocoptExit:
         # docopt only says "usage"; find the argument it choked on.
         for arg, norm in zip(argv, normalised, strict=True):
