@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from ..endpoints import PtyDevice, free_port
+from ..endpoints import PtyDevice, free_ports
 from ..procs import RelayProcess, listening_ports
 from ..relays import PtyLinks, Rack, Relay
 from ..settings import Settings
@@ -66,7 +66,8 @@ class ServiceScale(Scenario):
     def _rack(self, relay: Relay, count: int, settings: Settings) -> Run:
         with ExitStack() as stack:
             devices = [stack.enter_context(PtyDevice()) for _ in range(count)]
-            ports = tuple((free_port(), free_port()) for _ in devices)
+            free = free_ports(2 * count)
+            ports = tuple(zip(free[::2], free[1::2], strict=True))
             topo = Rack(tuple(d.path for d in devices), ports)
             notify = stack.enter_context(_NotifySocket(settings.workdir / f"notify-{time.monotonic_ns()}"))
             proc, run_dir = stack.enter_context(launched(relay, topo, settings, notify.env))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ..examples import EXAMPLES, example_command
-from .conftest import DEADLINE_S, Hub, free_port, recv_exactly, wait_for
+from .conftest import DEADLINE_S, Hub, free_port, free_ports, recv_exactly, wait_for
 from .test_gps_share import connect, open_pty_app, payload, read_until
 from .test_http import get, get_json
 from .test_rfc2217 import device_termios, read_all
@@ -63,7 +63,7 @@ def _connect(port: int) -> socket.socket:
 
 def test_config_notify_reload_and_untouched_stream(tmp_path: Path, pty_device) -> None:
     devs = {n: pty_device() for n in "abcd"}
-    ports = {n: free_port() for n in "abcd"}
+    ports = dict(zip("abcd", free_ports(4), strict=True))
     cfg = tmp_path / "hub.toml"
     cfg.write_text("".join(_device_toml(n, devs[n].path, ports[n]) for n in "abc"))
     notify = tmp_path / "notify.sock"
@@ -270,7 +270,7 @@ def test_rfc2217_service_against_pyserial(tmp_path: Path, pty_device) -> None:
     control reach the device, a read-only listener watches, and the device is back
     at its configured settings when the writer leaves (serial --restore)."""
     dev = pty_device()
-    writer_port, observer_port = free_port(), free_port()
+    writer_port, observer_port = free_ports(2)
     hub = _run_config(
         tmp_path / "rfc.toml",
         f'[device.dev]\npath = "{dev.path}"\nrequired = true\nbaud = 9600\n'
@@ -307,9 +307,9 @@ def test_status_page_follows_the_config_components_across_a_reload(tmp_path: Pat
     """[hub] http serves the runtime's hubs, one per device, labelled by component;
     an absent device fails /healthz until a reload removes it."""
     dev = pty_device()
-    http, tcp = free_port(), free_port()
+    http, tcp, other = free_ports(3)
     present = _device_toml("a", dev.path, tcp)
-    absent = f'[device.b]\npath = "{tmp_path / "ttyUSB9"}"\nraw = {{ port = {free_port()} }}\n'
+    absent = f'[device.b]\npath = "{tmp_path / "ttyUSB9"}"\nraw = {{ port = {other} }}\n'
     cfg = tmp_path / "web.toml"
     hub = _run_config(cfg, f'[hub]\nhttp = "127.0.0.1:{http}"\n\n{present}{absent}')
     try:
