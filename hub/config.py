@@ -49,6 +49,7 @@ __all__ = [
     "ServiceConfig",
     "load_config",
     "parse_config",
+    "read_text",
 ]
 
 #: Service kind -> (driver, the key that holds its address).
@@ -596,13 +597,17 @@ def parse_config(text: str, file: str, registry: Registry) -> ServiceConfig:
     return _Reader(file, text, registry).read(doc)
 
 
-def load_config(file: str, registry: Registry) -> ServiceConfig:
-    """Read and compile a config file. Raises UsageError."""
+def read_text(file: str, what: str = "the config file") -> str:
+    """The text of `file` (UTF-8). Raises UsageError naming it as `what`."""
     try:
         with open(file, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except OSError as exc:
-        raise UsageError(None, f"Can't read the config file {file}: {exc.strerror or exc}") from None
+        raise UsageError(None, f"Can't read {what} {file}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise UsageError(None, f"The config file {file} is not UTF-8 text") from None
-    return parse_config(text, file, registry)
+        raise UsageError(None, f"{what[0].upper()}{what[1:]} {file} is not UTF-8 text") from None
+
+
+def load_config(file: str, registry: Registry) -> ServiceConfig:
+    """Read and compile a config file. Raises UsageError."""
+    return parse_config(read_text(file), file, registry)

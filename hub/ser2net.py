@@ -159,13 +159,8 @@ def ser2net_to_toml(text: str, file: str) -> str:
 
 def import_ser2net(file: str, registry: Registry) -> str:
     """Read ser2net config `file`; return the config file text, checked. Raises UsageError."""
-    try:
-        with open(file, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise UsageError(None, f"Can't read {file}: {exc.strerror or exc}") from None
-    toml = ser2net_to_toml(text, file)
-    from .config import parse_config
+    from .config import parse_config, read_text
 
+    toml = ser2net_to_toml(read_text(file, "the ser2net config"), file)
     parse_config(toml, f"{file} (imported)", registry)  # what we print must load
     return toml
