@@ -19,6 +19,7 @@ __all__ = [
     "connect_clients",
     "connect_synced",
     "free_port",
+    "free_ports",
     "listen_socket",
     "read_exactly",
     "write_all",
@@ -55,6 +56,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((LOOPBACK, 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports on 127.0.0.1 (free_port() called repeatedly may
+    give the same port twice: the kernel hands a just-closed port out again)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            socks.append(s)
+            s.bind((LOOPBACK, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def listen_socket() -> socket.socket:

@@ -32,13 +32,22 @@ class StartupError(RuntimeError):
 class RelayProcess:
     """One relay process, its log file and its /proc counters."""
 
-    def __init__(self, argv: list[str], log_path: Path, cwd: Path | None = None) -> None:
+    def __init__(
+        self, argv: list[str], log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.argv = argv
         self.log_path = log_path
+        #: When the process was started (time.monotonic()).
+        self.started_at = time.monotonic()
         self._log = open(log_path, "wb")  # closed in stop()
         try:
             self._popen = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=None if env is None else {**os.environ, **env},
             )
         except OSError:
             self._log.close()
@@ -53,6 +62,10 @@ class RelayProcess:
         self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the process (by its pid)."""
+        self._popen.send_signal(sig)
 
     def alive(self) -> bool:
         """True while the process has not exited."""

@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ __all__ = [
     "REPO",
     "SLOTS",
     "NotSupported",
+    "PtyLinks",
     "PtyTcp",
+    "Rack",
     "Relay",
     "TcpTcp",
     "Topology",
@@ -61,7 +64,31 @@ class TcpTcp:
     sink: int
 
 
-Topology = PtyTcp | TcpTcp
+@dataclass(frozen=True)
+class PtyLinks:
+    """`count` pty ports with links in `directory` that no application opens
+    (`--route=All:All` with `all_to_all`)."""
+
+    directory: str
+    count: int
+    all_to_all: bool = False
+
+    def links(self) -> list[str]:
+        return [f"{self.directory}/p{i}" for i in range(self.count)]
+
+
+@dataclass(frozen=True)
+class Rack:
+    """Devices (pty slaves) served as a config file would: device i as RFC 2217 on
+    `ports[i][0]` (up to 4 clients) and raw TCP on `ports[i][1]` (one client, a
+    newcomer replaces it). A changed `first_baud` is a config change to reload."""
+
+    devices: tuple[str, ...]
+    ports: tuple[tuple[int, int], ...]
+    first_baud: int = 115200
+
+
+Topology = PtyTcp | TcpTcp | PtyLinks | Rack
 
 
 #: How our hub serves TCP clients on one port: hub4com's way, one permanent `*PORT`
@@ -101,16 +128,31 @@ class Relay:
         return ""
 
     def command(self, topo: Topology, workdir: Path) -> list[str]:
-        """The argv for a topology; raises NotSupported."""
+        """The argv for a topology (writing its config file, if any, into `workdir`:
+        called again for a changed topology, it rewrites the file for a reload).
+        Raises NotSupported."""
         if isinstance(topo, PtyTcp):
             return self.pty_tcp(topo, workdir)
-        return self.tcp_tcp(topo, workdir)
+        if isinstance(topo, TcpTcp):
+            return self.tcp_tcp(topo, workdir)
+        if isinstance(topo, PtyLinks):
+            return self.pty_links(topo, workdir)
+        return self.rack(topo, workdir)
 
     def pty_tcp(self, topo: PtyTcp, workdir: Path) -> list[str]:
         raise NotSupported("no pty to TCP mode")
 
     def tcp_tcp(self, topo: TcpTcp, workdir: Path) -> list[str]:
         raise NotSupported("no TCP to TCP mode")
+
+    def pty_links(self, topo: PtyLinks, workdir: Path) -> list[str]:
+        raise NotSupported("makes no ptys for applications")
+
+    def rack(self, topo: Rack, workdir: Path) -> list[str]:
+        raise NotSupported("serves one device per process")
+
+    #: How the relay is told to reread its config (None: it cannot be).
+    reload_signal: int | None = None
 
 
 def _first_line(argv: list[str]) -> str:
@@ -214,6 +256,36 @@ class HubRelay(Relay):
             f"*127.0.0.1:{topo.sink}",
         ]
 
+    reload_signal = signal.SIGHUP
+
+    def _once(self) -> None:
+        """The service topologies do not depend on the listener: measured once."""
+        if self.listener != MULTI:
+            raise NotSupported(f"measured once, as {self.name.replace('hub', 'hub-multi', 1)}")
+
+    def pty_links(self, topo: PtyLinks, workdir: Path) -> list[str]:
+        self._once()
+        routes = ["--route=All:All"] if topo.all_to_all else []
+        return [*self._base(), *routes, "--use-driver=pty", *topo.links()]
+
+    def rack(self, topo: Rack, workdir: Path) -> list[str]:
+        """hub4com --config with the lab rack example's shape (examples/lab-rack.toml)."""
+        self._once()
+        text = [
+            '[defaults.serial]\nbaud = 115200\nocts = "off"\n',
+            '[defaults.tcp-multi]\ninterface = "127.0.0.1"\nmax-rate = 0\n',
+        ]
+        for i, (dev, (rfc, raw)) in enumerate(zip(topo.devices, topo.ports, strict=True)):
+            baud = f"baud = {topo.first_baud}\n" if i == 0 else ""
+            text.append(
+                f'[device.d{i:02d}]\npath = "{dev}"\nrequired = true\n{baud}'
+                f"rfc2217 = {{ port = {rfc}, max-clients = 4 }}\n"
+                f"raw = {{ port = {raw}, max-clients = 1, kick-oldest = true }}\n"
+            )
+        config = workdir / "hub.toml"
+        config.write_text("\n".join(text))
+        return [*self._base(), f"--config={config}"]
+
 
 class SocatRelay(Relay):
     """socat (Debian package) with 64 KiB buffers: one client per process, no fan-out."""
@@ -281,6 +353,25 @@ class Ser2netRelay(Relay):
 
     def tcp_tcp(self, topo: TcpTcp, workdir: Path) -> list[str]:
         return self._run(topo.listen, f"tcp,127.0.0.1,{topo.sink}", 1, workdir)
+
+    def rack(self, topo: Rack, workdir: Path) -> list[str]:
+        """Two connections per device, as the rack example: RFC 2217 and raw."""
+        text = ["%YAML 1.1\n---\n"]
+        for i, (dev, (rfc, raw)) in enumerate(zip(topo.devices, topo.ports, strict=True)):
+            baud = topo.first_baud if i == 0 else 115200
+            for name, kind, port, options in (
+                ("rfc", "telnet(rfc2217),tcp", rfc, ("max-connections: 4", "kickolduser: false")),
+                ("raw", "tcp", raw, ("max-connections: 1", "kickolduser: true")),
+            ):
+                text.append(
+                    f"connection: &d{i:02d}{name}\n"
+                    f"  accepter: {kind},127.0.0.1,{port}\n"
+                    f"  connector: serialdev,{dev},{baud}n81,local\n"
+                    "  options:\n" + "".join(f"    {o}\n" for o in (*self.OPTIONS, *options))
+                )
+        config = workdir / "ser2net.yaml"
+        config.write_text("".join(text))
+        return ["ser2net", "-d", "-u", "-c", str(config)]
 
 
 class Ser2tcpRelay(Relay):

@@ -95,8 +95,8 @@ def _cell(result: Doc, metric: Doc) -> str:
     if result["skipped"]:
         return "n/a"
     summary = result["summary"].get(metric["key"])
-    if summary is None:
-        return "invalid" if result["runs"] else "-"
+    if summary is None:  # no valid run, or a metric the case does not have
+        return "invalid" if any(not r["valid"] for r in result["runs"]) else "-"
     text = (">" if summary["lower_bound"] else "") + fmt(summary["median"])
     if summary["runs"] > 1:
         text += f" ({fmt(summary['min'])}-{fmt(summary['max'])})"

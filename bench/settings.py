@@ -29,6 +29,11 @@ class Settings:
     latency_gap_s: float = 0.0005
     memory_clients: int = 1000
     storm_clients: int = 500
+    #: Service: pty ports no application opens, and devices with two listeners each.
+    service_ptys: int = 1000
+    service_devices: int = 40
+    #: Service: how long idle CPU is measured (after a second of settling).
+    service_idle_s: float = 5.0
     #: Storm: time limit for all clients to be served (a relay that hits it gets ">limit").
     storm_timeout_s: float = 60.0
     #: Upper bound on one run once the relay is up.
@@ -53,6 +58,9 @@ class Settings:
             latency_samples=200,
             memory_clients=200,
             storm_clients=100,
+            service_ptys=200,
+            service_devices=10,
+            service_idle_s=2.0,
             storm_timeout_s=15.0,
             quiet_wait_s=0.0,
             run_timeout_s=30.0,

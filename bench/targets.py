@@ -112,6 +112,17 @@ def memory_per_client(doc: Doc, ours: str) -> Verdict:
     return _verdict(checks)
 
 
+def idle_ptys(doc: Doc, ours: str) -> Verdict:
+    """Idle CPU below 1% of a core with 1,000 pty ports nobody opened (issue 12)."""
+    checks = []
+    for case in _cases(doc, "service"):
+        if case["params"].get("ptys"):
+            pct = median_of(doc, "service", case["name"], ours, "idle_cpu_pct")
+            if pct is not None:
+                checks.append((f"{fmt(pct)}% ({case['name']})", pct < 1))
+    return _verdict(checks)
+
+
 TARGETS: tuple[tuple[str, Callable[[Doc, str], Verdict]], ...] = (
     (">= 0.8x socat, single relay", socat_parity),
     (">= 2x ser2tcp per client at 100 clients", ser2tcp_fanout),
@@ -119,6 +130,7 @@ TARGETS: tuple[tuple[str, Callable[[Doc, str], Verdict]], ...] = (
     ("RFC 2217 on 0xFF data >= 0.5x raw", rfc2217_iac_heavy),
     ("p99 added latency < 1 ms per hop", latency_per_hop),
     ("< 64 KiB RSS per idle client", memory_per_client),
+    ("< 1% of a core idle, unopened ptys", idle_ptys),
 )
 
 

@@ -115,6 +115,7 @@ class ConnectorDriver(Driver):
     NAME = "connector"
     DESCRIPTION = "Connectable fake port driver"
     USAGE = USAGE
+    GLOBAL_OPTIONS = frozenset({"--connect", "--bi-connect"})
 
     def __init__(self, hub: HubLink):
         super().__init__(hub)

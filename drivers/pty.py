@@ -15,11 +15,16 @@ How it works on Linux
 The hub holds only the pty master; it never keeps the slave open, because then
 the master could not see applications come and go. While no application has
 the slave open, the master reports POLLHUP and reads fail with EIO: the port
-stops reading and polls the master every 50 ms. An application opening the link
-ends the hang-up: the port reports CONNECT(TRUE) with CTS, DSR and DCD on; when
-the last application closes it, CONNECT(FALSE) with the three lines off. An
-application that opens, writes and closes between two polls (``echo hi >
-link``) is noticed by the data it left: connect, data, disconnect.
+stops reading and waits for the kernel to say that somebody opened the slave
+(inotify IN_OPEN on /dev/pts/N; IN_CLOSE while reading is paused), so an idle
+pty costs nothing. Each event is only a hint (the port's own opens cause them
+too): the port then looks at the master, and the hang-up having ended means an
+application opened the link. Where inotify is unavailable the port polls the
+master every 50 ms instead. An application opening the link ends the hang-up:
+the port reports CONNECT(TRUE) with CTS, DSR and DCD on; when the last
+application closes it, CONNECT(FALSE) with the three lines off. An application
+that opens, writes and closes before the port looks (``echo hi > link``) is
+noticed by the data it left: connect, data, disconnect.
 
 Data written to the port while no application has it open is dropped and
 counted as unheard (status lines), not as lost. The application that holds the link is the port's one
@@ -98,6 +103,7 @@ from hub.messages import (
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, lc_fields, parse_write_limit
 
 from ._fdio import READ_SIZE, FdStream
+from ._inotify import IN_CLOSE, IN_OPEN, Watch, inotify_for
 from ._ptylink import LinkLock, directory_warning
 from ._sessions import (
     Chunk,
@@ -160,8 +166,8 @@ Notes:
   Linux pty is always 8 data bits without parity.
 """
 
-#: How often the master is polled for an application opening the slave (and,
-#: while reading is paused, for it closing the slave).
+#: Without inotify: how often the master is polled for an application opening
+#: the slave (and, while reading is paused, for it closing the slave).
 POLL_INTERVAL_S = 0.05
 
 #: The modem lines that follow the application's open state.
@@ -317,6 +323,8 @@ class PtyPort(Port):
         self.slave_path = ""
         self._fd = -1
         self._poller: select.poll | None = None
+        #: The inotify watch on the slave (None: polling instead).
+        self._watch: Watch | None = None
         self._stream: FdStream | None = None
         self._timer: Any = None
         #: Packet mode and EXTPROC are on: somebody wants remote baud rate or line control.
@@ -457,8 +465,29 @@ class PtyPort(Port):
         poller = select.poll()
         poller.register(master, select.POLLIN)
         self._fd, self.slave_path, self._poller = master, slave_path, poller
+        self._watch_slave()
+
+    def _watch_slave(self) -> None:
+        """Ask the kernel to tell us when the slave is opened or closed."""
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        inotify = inotify_for(self.hub.loop)
+        if inotify is None:
+            return
+        try:
+            self._watch = inotify.watch(self.slave_path, IN_OPEN | IN_CLOSE, self._on_slave_event)
+        except OSError as exc:
+            log.debug("%s: no inotify on %s (%s); polling instead", self.name, self.slave_path, exc)
+
+    def _on_slave_event(self, mask: int, name: str) -> None:
+        if self._poller is not None:
+            self._poll()
 
     def _close_pty(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._fd >= 0:
             try:
                 os.close(self._fd)
@@ -531,12 +560,16 @@ class PtyPort(Port):
     # ---- application open / close ----------------------------------------------
 
     def _schedule_poll(self) -> None:
+        if self._watch is not None:
+            return  # the slave's inotify events call _poll
         if self._timer is None and self._fd >= 0:
             self._timer = self.hub.loop.call_later(POLL_INTERVAL_S, self._poll)
 
     def _poll(self) -> None:
         """Timer: watch for an application opening the slave (or, while reading
         is paused, closing it)."""
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer = None
         if self._poller is None:
             return

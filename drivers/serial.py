@@ -74,6 +74,8 @@ from hub.messages import (
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, lc_fields, parse_write_limit
 
 from ._fdio import FdStream
+from ._inotify import IN_ATTRIB, IN_CREATE, IN_MOVED_TO, Watch, inotify_for
+from ._usbid import UsbIdentity, is_identity
 
 __all__ = ["DeviceSettings", "SerialDriver", "SerialPort", "SerialSettings"]
 
@@ -84,8 +86,12 @@ Usage: serial [options]
 
 Serial port driver (the default driver). A port argument is a device path such
 as /dev/ttyUSB0 or /dev/serial/by-id/...; a bare name such as ttyS0 means
-/dev/ttyS0. The port is shown as the path's last part and its number, for
-example ttyUSB0(0). The options apply to every serial port after them.
+/dev/ttyS0. A USB device can also be named by what it is:
+usb:<vendor>:<product>[,serial=<s>][,interface=<n>] (hex ids, serial number and
+interface number as sysfs shows them, e.g. usb:0403:6001,serial=A10K1234); it
+is found under whatever ttyUSBn or ttyACMn it has, also after an unplug. The
+port is shown as the path's last part and its number, for example ttyUSB0(0).
+The options apply to every serial port after them.
 
 Options:
   --baud=<b>             Baud rate, a number or c[urrent]. Default 19200.
@@ -126,6 +132,11 @@ Options:
                          went away or failed to open; it doubles with each
                          failure up to 10 times this (at most 30 s unless this is
                          longer). 0 = never reopen. Default 1000.
+  --if-absent=<a>        A device that is not there at start: f[ail] (stop
+                         with an error) or w[ait] (start without it and open
+                         it when it appears). Default fail.
+  --sysfs=<dir>          Where sysfs is mounted, for usb: names. Default /sys.
+  --dev=<dir>            Where usb: names find device nodes. Default /dev.
 
 Notes:
   A port whose CTS is low never transmits, because CTS handshaking is on by
@@ -137,6 +148,10 @@ Notes:
   has one flag for RTS/CTS in both directions.
   Modem lines (CTS, DSR, RI, DCD) are polled every 50 ms, and only when some
   filter or port uses them.
+  A device that is not there (unplugged, or absent at start with the
+  option --if-absent=wait) is waited for without polling: the port watches the
+  directory its node appears in (inotify) and opens it at once, with the same
+  settings; its status says absent meanwhile.
 """
 
 #: The highest baud rate passed to a device (pyserial's custom-rate ioctl takes an int).
@@ -276,6 +291,15 @@ def _convert(name: str, value: str) -> Any:
         return _SWITCH_WORDS[v.lower()]
     if name == "--write-limit":
         return parse_write_limit(v)
+    if name == "--if-absent":
+        for word in ("fail", "wait"):
+            if v and word.startswith(v.lower()):
+                return word == "wait"
+        raise UsageError(None, "Invalid --if-absent value (fail or wait)")
+    if name in ("--sysfs", "--dev"):
+        if not v:
+            raise _invalid(name)
+        return v
     if name in ("--ito", "--reopen-interval"):
         n = _parse_count(v)
         if n is None:
@@ -302,6 +326,10 @@ class SerialSettings:
     share_mode: bool = False
     reopen_interval_ms: int = 1000
     restore: bool = True
+    #: Start without a device that is not there (--if-absent=wait).
+    wait_absent: bool = False
+    sysfs: str = "/sys"
+    dev: str = "/dev"
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> SerialSettings:
@@ -317,6 +345,9 @@ class SerialSettings:
             share_mode=options["--share-mode"],
             reopen_interval_ms=options["--reopen-interval"],
             restore=options.get("--restore", True),
+            wait_absent=options.get("--if-absent", False),
+            sysfs=options.get("--sysfs", "/sys"),
+            dev=options.get("--dev", "/dev"),
         )
 
 
@@ -568,7 +599,8 @@ class _HubSerial(serial.Serial):  # type: ignore[misc]
 
 class _State(enum.Enum):
     """Life cycle of a serial port. Transitions happen only in start,
-    on_connect_request, _device_lost, _schedule_reopen, _try_open and close."""
+    on_connect_request, _device_lost, _schedule_reopen, _try_open, _open_failed
+    and close."""
 
     #: Created, start() not called yet.
     NEW = "new"
@@ -578,6 +610,8 @@ class _State(enum.Enum):
     OPEN = "open"
     #: The device went away or failed to open; a reopen timer is armed.
     RETRY = "waiting to reopen"
+    #: The device is not there; the port waits for it to appear.
+    ABSENT = "absent"
     #: close() ran; nothing happens any more.
     CLOSED = "closed"
 
@@ -592,6 +626,10 @@ class SerialPort(Port):
         super().__init__(hub, index, f"{_display_name(path)}({index})", write_limit)
         self.path = path
         self.settings = settings
+        #: The USB identity the port names (None: a device path).
+        self.identity = UsbIdentity.parse(path) if is_identity(path) else None
+        #: Directory watches while the device is absent.
+        self._watches: list[Watch] = []
         self._ser = _HubSerial(path, settings)
         self._state = _State.NEW
         self._stream: FdStream | None = None
@@ -624,7 +662,10 @@ class SerialPort(Port):
 
     def status(self) -> str:
         if self._state is _State.OPEN and self._actual is not None:
-            return f"open at {self._actual.baud} {self._actual.lc}"
+            where = f"{self._ser.port} " if self._ser.port != self.path else ""
+            return f"open {where}at {self._actual.baud} {self._actual.lc}"
+        if self._state is _State.ABSENT:
+            return f"absent (waiting for {self.path})"
         return self._state.value
 
     def port_state(self) -> PortState:
@@ -644,6 +685,8 @@ class SerialPort(Port):
         if st is _State.RETRY:
             why = f"cannot open: {self._last_error}" if self._last_error else "lost, reopening"
             return f"device {self.path} {why}"
+        if st is _State.ABSENT:
+            return f"device {self.path} absent (waiting for it)"
         if st is _State.IDLE and not self.settings.share_mode:
             return f"device {self.path} lost (not reopened: --reopen-interval=0)"
         return None
@@ -673,7 +716,11 @@ class SerialPort(Port):
         try:
             self._open_device()
         except _DEVICE_ERRORS as exc:
-            raise UsageError(self.path, _open_error_text(exc)) from None
+            if not self.settings.wait_absent:
+                raise UsageError(self.path, _open_error_text(exc)) from None
+            self._state = _State.RETRY
+            self._open_failed(_open_error_text(exc), _errno_of(exc))
+            return
         if self.wanted & (In.RBR | In.RLC):
             log.warning(
                 "%s: a serial port cannot know the remote side's settings; "
@@ -769,6 +816,7 @@ class SerialPort(Port):
         nothing stays open then.
         """
         ser = self._ser
+        ser.port = self._resolve()
         ser.dtr = bool(self._pins & Pin.DTR)  # pyserial applies these on open
         ser.rts = bool(self._pins & Pin.RTS)
         ser.open()
@@ -803,6 +851,53 @@ class SerialPort(Port):
         self._stream = stream
         if not self.xoff_count:
             stream.resume_reading()
+
+    def _resolve(self) -> str:
+        """The device node to open now. Raises OSError(ENOENT) if a USB identity is not found."""
+        if self.identity is None:
+            return self.path
+        nodes = self.identity.find(self.settings.sysfs, self.settings.dev)
+        if not nodes:
+            raise OSError(errno.ENOENT, "no such device")
+        if len(nodes) > 1:
+            self._warn_once(
+                f"ambiguous-{nodes}",
+                f"%s: {len(nodes)} devices match {self.identity} ({', '.join(nodes)}); "
+                "using the first (add serial= or interface=)",
+            )
+        return nodes[0]
+
+    def _wait_for_device(self) -> bool:
+        """Watch the directories the device's node appears in; False if that is impossible."""
+        self._close_watches()
+        inotify = inotify_for(self.hub.loop)
+        if inotify is None:
+            return False
+        if self.identity is not None:
+            dirs = [self.settings.dev, os.path.join(self.settings.sysfs, "class", "tty")]
+        else:
+            d = os.path.dirname(os.path.abspath(self.path))
+            while not os.path.isdir(d) and d != os.path.dirname(d):
+                d = os.path.dirname(d)  # /dev/serial/by-id appears with the first device
+            dirs = [d]
+        for d in dirs:
+            try:
+                self._watches.append(
+                    inotify.watch(d, IN_CREATE | IN_MOVED_TO | IN_ATTRIB, self._on_dir_event)
+                )
+            except OSError as exc:
+                log.debug("%s: cannot watch %s: %s", self.name, d, exc)
+        return bool(self._watches)
+
+    def _on_dir_event(self, mask: int, name: str) -> None:
+        if self._state is _State.ABSENT:
+            self._close_watches()
+            self._try_open()
+
+    def _close_watches(self) -> None:
+        for w in self._watches:
+            w.close()
+        self._watches.clear()
 
     def _close_device(self, deliver: bool = True) -> None:
         """Stop reading, deliver held (--ito) data, drop queued output (counted as
@@ -868,6 +963,7 @@ class SerialPort(Port):
         self._retry_delay_s = min(self._retry_delay_s * 2, cap)
 
     def _cancel_reopen(self) -> None:
+        self._close_watches()
         if self._reopen_timer is not None:
             self._reopen_timer.cancel()
             self._reopen_timer = None
@@ -879,11 +975,11 @@ class SerialPort(Port):
 
     def _try_open(self) -> None:
         """Open the device now (share-mode connect, or a reopen); on failure retry later."""
-        reopen = self._state is _State.RETRY
+        reopen = self._state in (_State.RETRY, _State.ABSENT)
         try:
             self._open_device()
         except _DEVICE_ERRORS as exc:
-            self._open_failed(_open_error_text(exc))
+            self._open_failed(_open_error_text(exc), _errno_of(exc))
             return
         except Exception:
             # A bug, not a device problem: report it with its traceback, keep retrying.
@@ -898,7 +994,15 @@ class SerialPort(Port):
         log.info("%s %s %s at %s", self.name, "reopened" if reopen else "opened", self.path, self._describe())
         self._report_up()
 
-    def _open_failed(self, text: str) -> None:
+    def _open_failed(self, text: str, err: int | None = None) -> None:
+        absent = err == errno.ENOENT and self.settings.reopen_interval_ms != 0
+        if absent and not (self.settings.share_mode and self.connection_counter == 0):
+            if self._wait_for_device():
+                if self._state is not _State.ABSENT:
+                    log.warning("%s: %s is absent; waiting for it to appear", self.name, self.path)
+                self._state = _State.ABSENT
+                self._last_error = text
+                return
         if text != self._last_error:
             log.warning("%s error: cannot open %s: %s; retrying", self.name, self.path, text)
             self._last_error = text
@@ -1216,6 +1320,9 @@ class SerialDriver(Driver):
         "--share-mode": False,
         "--restore": True,
         "--reopen-interval": 1000,
+        "--if-absent": False,
+        "--sysfs": "/sys",
+        "--dev": "/dev",
     }
 
     def __init__(self, hub: HubLink):
@@ -1234,15 +1341,22 @@ class SerialDriver(Driver):
         Raises UsageError(path, ...) for an empty path or a missing device."""
         if not path:
             raise UsageError(path, "Empty serial port path")
-        if "/" not in path:
-            path = "/dev/" + path
-        if not os.path.exists(path):
-            # hub4com opens the port while parsing; a missing device fails just as early.
-            raise UsageError(path, "no such device")
+        settings = SerialSettings.from_options(options)
+        if is_identity(path):
+            try:
+                ident = UsbIdentity.parse(path)
+            except ValueError as exc:
+                raise UsageError(path, str(exc)) from None
+            if not settings.wait_absent and not ident.find(settings.sysfs, settings.dev):
+                raise UsageError(path, "no such device (no tty with this USB identity in sysfs)")
+        else:
+            if "/" not in path:
+                path = "/dev/" + path
+            if not os.path.exists(path) and not settings.wait_absent:
+                # hub4com opens the port while parsing; a missing device fails just as early.
+                raise UsageError(path, "no such device")
         for name, what in (("--odsr", "DSR handshaking"), ("--idsr", "DSR sensitivity")):
             if options.get(name) and name not in self._warned:
                 self._warned.add(name)
                 log.warning("%s=on ignored: Linux serial ports have no %s", name, what)
-        return SerialPort(
-            self.hub, index, path, SerialSettings.from_options(options), options["--write-limit"]
-        )
+        return SerialPort(self.hub, index, path, settings, options["--write-limit"])

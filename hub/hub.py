@@ -98,6 +98,8 @@ class Hub:
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None):
         self.loop: asyncio.AbstractEventLoop = loop or asyncio.get_event_loop_policy().get_event_loop()
+        #: Its label on status pages (a config file's component); "" for a command line's hub.
+        self.name = ""
         self.ports: list[Port] = []
         #: Each port's filters as configured (for a port that serves sessions: the
         #: templates its session chains are made from).
@@ -248,8 +250,9 @@ class Hub:
                     need &= ~got
             return need
 
+        sources = self.routes.sources()  # once: per port, it was quadratic in the ports
         for dst, sl in enumerate(self.slots):
-            srcs = self.routes.sources_of(dst)
+            srcs = sources.get(dst, ())
             for k, s in enumerate(sl):
                 f = s.filter
                 if s.use_out and f.needs:

@@ -6,23 +6,33 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TextIO
 
 from . import __version__
-from .cli import Config, build
+from .cli import CORE_FLAGS, build, http_settings
 from .errors import HubError, UsageError
 from .hub import Hub
-from .logs import SELF_LIMITED, install_limiter
+from .logs import SELF_LIMITED, LimiterHandle, install_limiter
 from .registry import DRIVERS, FILTERS, Registry
+from .runtime import Runtime, describe_routes
+from .sdnotify import Notifier
 from .web import options as http_options
+from .web.options import HttpSettings
 
-__all__ = ["USAGE", "main", "new_event_loop"]
+__all__ = ["USAGE", "describe_routes", "main", "new_event_loop", "status_line"]
 
 log = logging.getLogger("hub")
 
 _USAGE = """\
 Usage:
   hub4com [options] <port0> [options] [<port1> ...]
+  hub4com --config=<file> [-v | -q]
+  hub4com --check-config=<file>
+  hub4com --check-config [options] <port0> [options] [<port1> ...]
+  hub4com --print-config [options] <port0> [options] [<port1> ...]
+  hub4com --import-ser2net=<file>
 
 Ports are numbered from 0 in the order they are given; every argument that does
 not start with -- is a port, created by the driver selected by --use-driver.
@@ -55,6 +65,19 @@ Common options:
   -v, -vv / -q              More / less logging (debug / warnings only).
   --help                    Show this help and the list of modules.
   --help=<LstM>             Show the help of modules LstM (* for all).
+
+Running as a service:
+  --config=<file>           Run the devices and groups of a TOML config file
+                            (see the README); SIGHUP rereads it and restarts
+                            only what changed. Tells systemd (Type=notify)
+                            when it is ready, its status, WATCHDOG=1 when
+                            WatchdogSec is set, and when it stops.
+  --check-config=<file>     Check a config file without opening anything and
+                            print its ports, filter chains and routes.
+  --check-config            The same for the command line it stands in.
+  --print-config            Print the config file that does what the rest of
+                            the command line does.
+  --import-ser2net=<file>   Print a config file for a ser2net YAML config.
 
 {http}
 Lists are comma separated port numbers or All. Without route options, port 0
@@ -138,31 +161,10 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
 
 
-def describe_routes(hub: Hub) -> list[str]:
-    """The start-up summary of data and flow-control routes and filter chains."""
-    lines = []
-    names = [p.name for p in hub.ports]
-    for title, table in (("data", hub.routes.data), ("flow control", hub.routes.fc)):
-        if not any(table.values()):
-            lines.append(f"No route for {title}")
-            continue
-        for src, dsts in table.items():
-            if dsts:
-                lines.append(f"Route {title} {names[src]} --> {' '.join(names[d] for d in dsts)}")
-    for i, slots in enumerate(hub.slots):
-        if slots:
-            chain = " <-> ".join(
-                f"{s.name}{'' if s.use_in and s.use_out else '.IN' if s.use_in else '.OUT'}" for s in slots
-            )
-            each = " (for each session)" if hub.ports[i].serves_sessions else ""
-            lines.append(f"Filters {names[i]} <-> {chain} <-> hub{each}")
-    return lines
-
-
-async def _report_losses(hub: Hub, interval_s: float) -> None:
+async def _report_losses(hubs: Callable[[], list[Hub]], interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
-        for p in hub.ports:
+        for p in (p for hub in hubs() for p in hub.ports):
             if p.lost:
                 # A periodic summary already: not limited again.
                 total = p.lost_total
@@ -170,10 +172,10 @@ async def _report_losses(hub: Hub, interval_s: float) -> None:
                 p.lost = 0
 
 
-def status_line(hub: Hub) -> str:
+def status_line(hub: Hub | list[Hub]) -> str:
     """One line with every port's state and byte counts."""
     parts = []
-    for p in hub.ports:
+    for p in (p for h in (hub if isinstance(hub, list) else [hub]) for p in h.ports):
         text = f"{p.name} {p.status()}, in {p.bytes_in} B, out {p.bytes_out} B"
         if p.lost_total:
             text += f", lost {p.lost_total} B"
@@ -183,10 +185,22 @@ def status_line(hub: Hub) -> str:
     return "Status: " + " | ".join(parts)
 
 
-async def _report_status(hub: Hub, interval_s: float) -> None:
+async def _report_status(hubs: Callable[[], list[Hub]], interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
-        log.info("%s", status_line(hub))
+        log.info("%s", status_line(hubs()))
+
+
+async def _watchdog(notifier: Notifier, runtime: Runtime, interval_s: float) -> None:
+    """WATCHDOG=1 while the loop runs; the status line goes along when it changes."""
+    last = ""
+    while True:
+        notifier.watchdog()
+        summary = runtime.summary()
+        if summary != last:
+            notifier.status(summary)
+            last = summary
+        await asyncio.sleep(interval_s)
 
 
 #: At shutdown, how long the tasks still running may take to finish their cleanup.
@@ -213,13 +227,27 @@ async def _finish_tasks(timeout_s: float) -> None:
 
 #: Signals that stop the hub cleanly: links removed, sessions closed, losses reported.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1)
-#: The signal that asks for a reload (`Config.reload`); it never stops the hub.
+#: The signal that asks for a reload (`Settings.reload`); it never stops the hub.
 RELOAD_SIGNAL = signal.SIGHUP
 
 
-def _reload(config: Config) -> None:
+@dataclass
+class Settings:
+    """How the process reports and reloads, whatever front end described the hubs."""
+
+    report_interval_s: float = 10.0
+    status_interval_s: float = 0.0
+    #: --http and its options (None: no HTTP server).
+    http: HttpSettings | None = None
+    #: Called on the loop when SIGHUP arrives (None: nothing to reload; the hub logs
+    #: that and runs on). Work that must wait it schedules itself (a task on the
+    #: loop). An exception it raises is logged; the hub runs on.
+    reload: Callable[[], None] | None = None
+
+
+def _reload(settings: Settings) -> None:
     """SIGHUP: call the reload hook, if there is one. A failing reload keeps the hub running."""
-    hook = config.reload
+    hook = settings.reload
     if hook is None:
         log.info("SIGHUP: nothing to reload (the hub was started from the command line)")
         return
@@ -230,8 +258,28 @@ def _reload(config: Config) -> None:
         log.exception("reload failed; the hub runs on unchanged")
 
 
-async def _serve(config: Config) -> None:
-    hub = config.hub
+def _config_reload(runtime: Runtime, notifier: Notifier, reloaded: Callable[[], None]) -> Callable[[], None]:
+    """The reload hook of a config file: reread it in a task (one at a time), telling
+    systemd RELOADING=1 and READY=1; `reloaded` runs once the new components run."""
+    task: asyncio.Future[bool] | None = None
+
+    def done(_: object) -> None:
+        reloaded()
+        notifier.ready(runtime.summary())
+
+    def hook() -> None:
+        nonlocal task
+        if task is not None and not task.done():
+            log.info("SIGHUP: a reload is running already")
+            return
+        notifier.reloading()
+        task = asyncio.ensure_future(runtime.reload())
+        task.add_done_callback(done)
+
+    return hook
+
+
+async def _serve(runtime: Runtime, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     stopped_by: list[str] = []
@@ -240,46 +288,59 @@ async def _serve(config: Config) -> None:
         stopped_by.append(sig.name)
         stop.set()
 
+    notifier = Notifier.from_env()
+    limiter: LimiterHandle | None = None
+
+    def port_names() -> list[str]:
+        return [p.name for hub in runtime.hubs for p in hub.ports]
+
+    def reloaded() -> None:
+        if limiter is not None:
+            limiter.limiter.set_ports(port_names())
+
+    if runtime.reloadable:
+        settings.reload = _config_reload(runtime, notifier, reloaded)
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_stop, sig)
-    loop.add_signal_handler(RELOAD_SIGNAL, _reload, config)
-    reporter = status = limiter = None
+    loop.add_signal_handler(RELOAD_SIGNAL, _reload, settings)
+    tasks: list[asyncio.Future[None]] = []
     http = None
     try:
-        hub.start()
-        for line in describe_routes(hub):
-            log.info("%s", line)
-        for w in config.warnings:
-            log.warning("Warning: %s", w)
-        if config.http is not None:
+        runtime.start()
+        if settings.http is not None:
             from .web.server import HttpServer  # aiohttp is loaded only when asked for
 
-            http = HttpServer(config.http, lambda: [hub])
+            http = HttpServer(settings.http, lambda: runtime.hubs)
             await http.start()
         # From here on a warning repeated on one port is summarised (hub.logs).
-        limiter = install_limiter(loop, [p.name for p in hub.ports])
-        if config.report_interval_s > 0:
-            reporter = asyncio.ensure_future(_report_losses(hub, config.report_interval_s))
-        if config.status_interval_s > 0:
-            status = asyncio.ensure_future(_report_status(hub, config.status_interval_s))
+        limiter = install_limiter(loop, port_names())
+        notifier.ready(runtime.summary())
+        if config_interval := settings.report_interval_s:
+            tasks.append(asyncio.ensure_future(_report_losses(lambda: runtime.hubs, config_interval)))
+        if settings.status_interval_s > 0:
+            tasks.append(
+                asyncio.ensure_future(_report_status(lambda: runtime.hubs, settings.status_interval_s))
+            )
+        if notifier.watchdog_interval_s:
+            tasks.append(asyncio.ensure_future(_watchdog(notifier, runtime, notifier.watchdog_interval_s)))
         await stop.wait()
         log.info("Stopping (%s)", stopped_by[0] if stopped_by else "stop")
+        notifier.stopping()
     finally:
         for sig in (*STOP_SIGNALS, RELOAD_SIGNAL):
             loop.remove_signal_handler(sig)
-        if reporter is not None:
-            reporter.cancel()
-        if status is not None:
-            status.cancel()
+        for t in tasks:
+            t.cancel()
         if http is not None:
             await http.close()
-        hub.close()
+        runtime.close()
         await _finish_tasks(SHUTDOWN_GRACE_S)
         if limiter is not None:
             limiter.close()
-        for p in hub.ports:
+        for p in (p for hub in runtime.hubs for p in hub.ports):
             if p.lost:
                 log.warning("Write lost %s: %d bytes, total %d", p.name, p.lost, p.lost_total)
+        notifier.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,6 +365,9 @@ def _main(argv: list[str]) -> int:
         if a.lower().startswith("--help="):
             _setup_logging(0)
             return 0 if print_module_help(registry, a[len("--help=") :], sys.stdout) else 1
+    service = _service_option(argv)
+    if service is not None:
+        return _main_service(registry, *service)
     _setup_logging(sum({"-v": 1, "-vv": 2, "-q": -1}.get(a, 0) for a in argv))
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
@@ -313,16 +377,94 @@ def _main(argv: list[str]) -> int:
         except UsageError as exc:
             print(f"hub4com: {exc}", file=sys.stderr)
             return 1
-        try:
-            loop.run_until_complete(_serve(config))
-        except HubError as exc:
-            print(f"hub4com: {exc}", file=sys.stderr)
-            return 1
-        return 0
-    except KeyboardInterrupt:
-        return 0
+        runtime = Runtime.for_hub(config.hub, config.warnings, registry)
+        settings = Settings(config.report_interval_s, config.status_interval_s, config.http, config.reload)
+        return _run(loop, runtime, settings)
     finally:
         loop.close()
+
+
+def _run(loop: asyncio.AbstractEventLoop, runtime: Runtime, settings: Settings) -> int:
+    try:
+        loop.run_until_complete(_serve(runtime, settings))
+    except HubError as exc:
+        print(f"hub4com: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+#: The options that replace a run of the command line by something else.
+SERVICE_OPTIONS = ("--config=", "--check-config=", "--import-ser2net=")
+SERVICE_FLAGS = ("--check-config", "--print-config")
+
+
+def _service_option(argv: list[str]) -> tuple[str, str | None, list[str]] | None:
+    """(option, value, the other arguments) for a service option in `argv`, or None."""
+    for i, a in enumerate(argv):
+        low = a.lower()
+        for name in SERVICE_OPTIONS:
+            if low.startswith(name):
+                return name.rstrip("="), a[len(name) :], argv[:i] + argv[i + 1 :]
+        if low in SERVICE_FLAGS:
+            return low, None, argv[:i] + argv[i + 1 :]
+    return None
+
+
+def _main_service(registry: Registry, option: str, value: str | None, rest: list[str]) -> int:
+    """--config, --check-config, --print-config and --import-ser2net."""
+    from .config import load_config
+    from .configout import model_table, model_toml
+    from .ser2net import import_ser2net
+
+    verbosity = sum({"-v": 1, "-vv": 2, "-q": -1}.get(a, 0) for a in rest)
+    _setup_logging(verbosity if option == "--config" else max(verbosity, 0) - 1)
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        if option in ("--config", "--check-config") and value is not None:
+            others = [a for a in rest if a.lower() not in CORE_FLAGS]
+            if others:
+                raise UsageError(others[0], f"Only -v and -q may go with {option}=")
+            if not value:
+                raise UsageError(f"{option}=", "Missing config file name")
+            cfg = load_config(value, registry)
+            runtime = Runtime.for_config(cfg, loop, registry)
+            http = http_settings(cfg.http)
+            if option == "--check-config":
+                sys.stdout.write(model_table(cfg.merged()))
+                return 0
+            if not rest:
+                _setup_logging(cfg.verbosity)
+            return _run(loop, runtime, Settings(cfg.report_interval_s, cfg.status_interval_s, http))
+        if option == "--import-ser2net":
+            sys.stdout.write(import_ser2net(value or "", registry))
+            return 0
+        config = build(rest, loop, registry)
+        if option == "--check-config":
+            sys.stdout.write(model_table(config.model))
+        else:
+            sys.stdout.write(
+                model_toml(
+                    config.model,
+                    "hub4com --config file made by --print-config from:\n"
+                    + "hub4com "
+                    + " ".join(_quote(a) for a in rest),
+                )
+            )
+        return 0
+    except UsageError as exc:
+        print(f"hub4com: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        loop.close()
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
 
 
 if __name__ == "__main__":

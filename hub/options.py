@@ -14,15 +14,18 @@ options an argument set.
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 from docopt import DocoptExit, docopt
 
 from .errors import UsageError
 
-__all__ = ["match_option", "option_names", "parse_options"]
+__all__ = ["match_option", "option_names", "options_with_values", "parse_options"]
 
 _OPTION_RE = re.compile(r"^\s*(--[A-Za-z0-9][\w-]*)", re.MULTILINE)
+_OPTION_VALUE_RE = re.compile(r"^\s*(--[A-Za-z0-9][\w-]*)(=)?", re.MULTILINE)
 
 
 def option_names(usage: str) -> frozenset[str]:
@@ -33,10 +36,28 @@ def option_names(usage: str) -> frozenset[str]:
     return frozenset(m.group(1).lower() for m in _OPTION_RE.finditer(section))
 
 
+def options_with_values(usage: str) -> dict[str, bool]:
+    """Each declared long option of `usage` -> whether it takes a value (``--baud=<b>``)."""
+    _, sep, section = usage.partition("Options:")
+    if not sep:
+        return {}
+    out: dict[str, bool] = {}
+    for m in _OPTION_VALUE_RE.finditer(section):
+        out.setdefault(m.group(1).lower(), bool(m.group(2)))
+    return out
+
+
 def match_option(arg: str, names: frozenset[str]) -> str | None:
     """The declared option `arg` names exactly (case-insensitive), or None."""
     name = arg.split("=", 1)[0].lower()
     return name if name in names else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _docopt(usage: str, argv: tuple[str, ...]) -> dict[str, Any]:
+    """docopt's parse, remembered: a config file gives every port of a driver the same
+    options, and each parse reads the whole usage text (2-3 ms). Do not modify the result."""
+    return dict(docopt(usage, argv=list(argv), default_help=False))
 
 
 def parse_options(usage: str, argv: list[str], names: frozenset[str] | None = None) -> dict[str, object]:
@@ -59,7 +80,7 @@ def parse_options(usage: str, argv: list[str], names: frozenset[str] | None = No
         value = arg[len(name) :]
         normalised.append(name + value)
     try:
-        parsed = docopt(usage, argv=normalised, default_help=False)
+        parsed = _docopt(usage, tuple(normalised))
     except DocoptExit:
         # docopt only says "usage"; find the argument it choked on.
         for arg, norm in zip(argv, normalised, strict=True):

@@ -469,6 +469,9 @@ class Driver:
     DESCRIPTION: ClassVar[str] = ""
     USAGE: ClassVar[str] = ""
     DEFAULTS: ClassVar[dict[str, Any]] = {}
+    #: Options that configure the module as a whole rather than the ports after
+    #: them (the connector's links); each occurrence counts.
+    GLOBAL_OPTIONS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, hub: HubLink):
         self.hub = hub

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 
 __all__ = ["RouteBuilder", "Routes"]
 
-Pair = tuple[int, int]
-
 
 @dataclass(frozen=True)
 class Routes:
@@ -24,32 +22,44 @@ class Routes:
     #: True when the default data routes were used.
     default: bool = False
 
-    def sources_of(self, dst: int) -> list[int]:
-        return [s for s, ds in self.data.items() if dst in ds]
+    def sources(self) -> dict[int, list[int]]:
+        """Destination -> the sources whose data reaches it, in port order."""
+        out: dict[int, list[int]] = {}
+        for s, ds in sorted(self.data.items()):
+            for d in ds:
+                out.setdefault(d, []).append(s)
+        return out
+
+
+#: Source -> its destinations.
+Table = dict[int, set[int]]
 
 
 @dataclass
 class RouteBuilder:
-    data: dict[Pair, None] = field(default_factory=dict)
-    fc: dict[Pair, None] = field(default_factory=dict)
-    no_default_fc: dict[Pair, None] = field(default_factory=dict)
+    """The three maps, each source -> destinations, built with set operations so that
+    All:All on 1,000 ports (a million pairs) takes milliseconds, not seconds."""
+
+    data: Table = field(default_factory=dict)
+    fc: Table = field(default_factory=dict)
+    no_default_fc: Table = field(default_factory=dict)
     default_route: bool = True
 
     @staticmethod
-    def _add(m: dict[Pair, None], frm: int, to: int, no_route: bool, no_echo: bool) -> None:
-        if frm == to and no_echo and not no_route:
-            return  # "except itself"
-        if no_route:
-            m.pop((frm, to), None)
-        else:
-            m.setdefault((frm, to), None)
+    def _add(m: Table, srcs: list[int], dsts: list[int], except_self: bool = False) -> None:
+        targets = set(dsts)
+        for s in srcs:
+            ds = m.setdefault(s, set())
+            if except_self and s in targets and s not in ds:
+                ds |= targets
+                ds.discard(s)  # "except itself" (an echo route given before stays)
+            else:
+                ds |= targets
 
     def route(self, srcs: list[int], dsts: list[int]) -> None:
         """--route: data from every src to every dst except itself."""
         self.default_route = False
-        for s in srcs:
-            for d in dsts:
-                self._add(self.data, s, d, False, True)
+        self._add(self.data, srcs, dsts, except_self=True)
 
     def bi_route(self, srcs: list[int], dsts: list[int]) -> None:
         self.route(srcs, dsts)
@@ -57,37 +67,37 @@ class RouteBuilder:
 
     def no_route(self, srcs: list[int], dsts: list[int]) -> None:
         self.default_route = False
+        targets = set(dsts)
         for s in srcs:
-            for d in dsts:
-                self._add(self.data, s, d, True, False)
+            if s in self.data:
+                self.data[s] -= targets
 
     def echo_route(self, ports: list[int]) -> None:
         self.default_route = False
         for p in ports:
-            self._add(self.data, p, p, False, False)
+            self.data.setdefault(p, set()).add(p)
 
     def fc_route(self, srcs: list[int], dsts: list[int]) -> None:
         self.default_route = False
-        for s in srcs:
-            for d in dsts:
-                self._add(self.fc, s, d, False, False)
+        self._add(self.fc, srcs, dsts)
 
     def no_default_fc_route(self, srcs: list[int], dsts: list[int]) -> None:
         self.default_route = False
-        for s in srcs:
-            for d in dsts:
-                self._add(self.no_default_fc, s, d, False, False)
+        self._add(self.no_default_fc, srcs, dsts)
 
     def finish(self, nports: int) -> Routes:
-        data = dict(self.data)
+        data = self.data
         if self.default_route and nports >= 2:
-            for d in range(1, nports):
-                data.setdefault((0, d), None)
-            data.setdefault((1, 0), None)
-        default_fc = {(b, a) for (a, b) in data if (b, a) in data}
-        fc = set(self.fc) | (default_fc - set(self.no_default_fc))
-        return Routes(
-            data={s: tuple(sorted(d for (a, d) in data if a == s)) for s in range(nports)},
-            fc={s: tuple(sorted(d for (a, d) in fc if a == s)) for s in range(nports)},
-            default=self.default_route and nports >= 2,
-        )
+            data = {s: set(ds) for s, ds in data.items()}
+            data.setdefault(0, set()).update(range(1, nports))
+            data.setdefault(1, set()).add(0)
+        none: set[int] = set()
+        out_data: dict[int, tuple[int, ...]] = {}
+        out_fc: dict[int, tuple[int, ...]] = {}
+        for a in range(nports):
+            ds = data.get(a, none)
+            # default flow control: both ways wherever data flows both ways
+            back = {b for b in ds if a in data.get(b, none)} - self.no_default_fc.get(a, none)
+            out_data[a] = tuple(sorted(ds))
+            out_fc[a] = tuple(sorted(self.fc.get(a, none) | back))
+        return Routes(out_data, out_fc, default=self.default_route and nports >= 2)

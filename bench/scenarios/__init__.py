@@ -8,6 +8,7 @@ from .latency import Latency
 from .memory import IdleMemory
 from .pty_tcp import PtyTcpThroughput
 from .rfc2217 import Rfc2217Throughput
+from .service import ServiceScale
 from .storm import ConnectionStorm
 from .tcp_tcp import TcpTcpThroughput
 
@@ -21,4 +22,5 @@ SCENARIOS: tuple[Scenario, ...] = (
     IdleMemory(),
     ConnectionStorm(),
     Rfc2217Throughput(),
+    ServiceScale(),
 )

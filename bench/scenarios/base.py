@@ -8,13 +8,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..flows import Sink, Source, pump
 from ..procs import RelayProcess
 from ..relays import Relay, Topology
 from ..settings import Settings
 
-__all__ = ["CPU_PER_MB", "MBPS", "Case", "Metric", "Run", "Scenario", "measure_transfer", "started"]
+__all__ = [
+    "CPU_PER_MB",
+    "MBPS",
+    "Case",
+    "Metric",
+    "Run",
+    "Scenario",
+    "launched",
+    "measure_transfer",
+    "started",
+]
 
 _run_ids = itertools.count(1)
 
@@ -76,12 +87,22 @@ class Scenario(ABC):
 
 
 @contextmanager
-def started(relay: Relay, topo: Topology, port: int, settings: Settings) -> Iterator[RelayProcess]:
-    """Start `relay` for `topo`, wait until `port` listens, stop it (by pid) afterwards."""
+def launched(
+    relay: Relay, topo: Topology, settings: Settings, env: dict[str, str] | None = None
+) -> Iterator[tuple[RelayProcess, Path]]:
+    """Start `relay` for `topo` (with `env` added to the environment); yield it and its
+    run directory; stop it (by pid) afterwards. Raises NotSupported before starting."""
     run_dir = settings.workdir / f"{next(_run_ids):04d}-{relay.name}"
     run_dir.mkdir()
     argv = relay.command(topo, run_dir)
-    with RelayProcess(argv, run_dir / "relay.log", cwd=relay.cwd) as proc:
+    with RelayProcess(argv, run_dir / "relay.log", cwd=relay.cwd, env=env) as proc:
+        yield proc, run_dir
+
+
+@contextmanager
+def started(relay: Relay, topo: Topology, port: int, settings: Settings) -> Iterator[RelayProcess]:
+    """Start `relay` for `topo`, wait until `port` listens, stop it (by pid) afterwards."""
+    with launched(relay, topo, settings) as (proc, _):
         proc.wait_listening(port, settings.start_timeout_s)
         yield proc
 

@@ -76,7 +76,17 @@ from docopt import docopt
 
 from ._common import CommandError, HubCommand, client_address, listen_address, option_order, run_command
 
-__all__ = ["PROG", "Settings", "build", "hub_args", "main", "parse"]
+__all__ = [
+    "COM_OPTIONS",
+    "PROG",
+    "SERVER_COM_CHAIN",
+    "SERVER_TCP_CHAIN",
+    "Settings",
+    "build",
+    "hub_args",
+    "main",
+    "parse",
+]
 
 PROG = "com2tcp-rfc2217"
 
@@ -90,6 +100,25 @@ _TCP_LC = {True: "--br=local --lc=local --flow=local", False: "--br=remote --lc=
 #: With --pty the application's open state (DSR/CTS from the pty) drives DTR/RTS;
 #: a pty reports no break, so the break wire is left out.
 _TCP_PINMAP_PTY = "--rts=cts --dtr=dsr"
+
+#: Server mode's chains as (filter module, name, arguments), without the optional
+#: pieces (--trace, --connect, --keep-active): on the serial port, and on the TCP
+#: port (on each session of a tcp-multi port). The config file's rfc2217 service
+#: builds its chains from these.
+SERVER_COM_CHAIN = (
+    ("escparse", "parse", ""),
+    ("purge", "purge", ""),
+    ("pinmap", "pinmap", _COM_PINMAP[True]),
+    ("linectl", "lc", _COM_LC[True]),
+)
+SERVER_TCP_CHAIN = (
+    ("telnet", "telnet", _TELNET[True]),
+    ("lsrmap", "lsrmap", ""),
+    ("pinmap", "pinmap", _TCP_PINMAP[True]),
+    ("linectl", "lc", _TCP_LC[True]),
+)
+#: The serial port's options (in either mode): the RFC 2217 side decides flow control.
+COM_OPTIONS = ("--octs=off",)
 
 #: Options that serve several clients at once (tcp-multi), passed on as given.
 _MULTI = ("--max-clients", "--recv-from", "--send-to", "--read-only")
@@ -238,7 +267,7 @@ def hub_args(s: Settings) -> list[str]:
         args += ["--use-driver=pty", s.pty]
     else:
         assert s.com_port is not None
-        args += ["--octs=off", s.com_port]
+        args += [*COM_OPTIONS, s.com_port]
     if s.multi_options:
         # Every client gets its own instances of the tcp filters (tcp-multi sessions).
         args += ["--use-driver=tcp-multi", *s.multi_options, s.address]

@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from hub.cli import Config
-from hub.main import STOP_SIGNALS, _reload, status_line
+from hub.main import STOP_SIGNALS, Settings, _reload, status_line
 
 
-def config(reload: Any = None) -> Config:
-    return Config(hub=None, args=[], reload=reload)  # type: ignore[arg-type]
+def config(reload: Any = None) -> Settings:
+    return Settings(reload=reload)
 
 
 def test_sighup_without_a_hook_says_there_is_nothing_to_reload(caplog: pytest.LogCaptureFixture) -> None:
