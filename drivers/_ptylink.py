@@ -29,7 +29,7 @@ import fcntl
 import os
 import stat
 
-from hub.errors import UsageError
+from hub.errors import InUseError, UsageError
 
 __all__ = ["LOCK_SUFFIX", "LinkLock", "directory_warning"]
 
@@ -89,7 +89,7 @@ class LinkLock:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                     raise UsageError(self.link, f"Cannot lock {self.path}: {exc.strerror}") from None
                 who = f"pid {holder}" if holder else "another process"
-                raise UsageError(self.link, f"The pty link is in use by another hub ({who})") from None
+                raise InUseError(self.link, f"The pty link is in use by another hub ({who})") from None
             if _same_file(fd, self.path):
                 self._fd = fd
                 self.stale = existed

@@ -48,7 +48,7 @@ from typing import Any
 import serial
 
 from hub.caps import In, Out
-from hub.errors import UsageError
+from hub.errors import InUseError, UsageError
 from hub.messages import (
     MODEM_MASK,
     Flow,
@@ -717,7 +717,8 @@ class SerialPort(Port):
             self._open_device()
         except _DEVICE_ERRORS as exc:
             if not self.settings.wait_absent:
-                raise UsageError(self.path, _open_error_text(exc)) from None
+                error = InUseError if _errno_of(exc) in _BUSY else UsageError
+                raise error(self.path, _open_error_text(exc)) from None
             self._state = _State.RETRY
             self._open_failed(_open_error_text(exc), _errno_of(exc))
             return

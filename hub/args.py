@@ -181,6 +181,9 @@ def _load_lines(arg: Arg, value: str, depth: int, stdin: TextIO) -> list[Arg]:
         if not line or line.startswith("#"):
             continue
         out.extend(_expand_one(Arg(line, source), depth + 1, stdin))
+    if not started:
+        where = f"file {path}" if path else "standard input"
+        raise arg.error(f"The begin line '{begin}' is not in {where}")
     return out
 
 
@@ -216,6 +219,7 @@ def parse_port_list(text: str, nports: int, allow_all: bool = True) -> list[int]
         except ValueError:
             raise UsageError(None, f"Invalid port {item_s!r}") from None
         if not 0 <= i < nports:
-            raise UsageError(None, f"Invalid port {item_s!r} (there are {nports} ports)")
+            given = f"ports 0 to {nports - 1}" if nports > 1 else "only port 0"
+            raise UsageError(None, f"There is no port {i}: the command line gives {given}")
         ports.append(i)
     return ports

@@ -21,7 +21,7 @@ from .errors import UsageError
 from .filter import Filter
 from .hub import Hub
 from .model import Attachment, FilterSpec, HubModel, Option, PortSpec, option_text
-from .options import match_option, option_names, parse_options
+from .options import MISSING_VALUE, match_option, option_names, parse_options
 from .port import Driver
 from .registry import DRIVERS, FILTERS, PluginError, Registry
 from .routes import RouteBuilder
@@ -216,10 +216,15 @@ class _Compiler:
 
     def run(self) -> HubModel:
         self.preload()
-        for arg in self.args:
+        for i, arg in enumerate(self.args):
             try:
                 self._interpret(arg)
             except UsageError as exc:
+                following = self.args[i + 1] if i + 1 < len(self.args) else None
+                if exc.text.startswith(MISSING_VALUE) and following is not None and _is_port(following.text):
+                    # "--baud 9600": the value went into a port argument of its own.
+                    hint = f"write {arg.text}={following.text} (no space before the value)"
+                    exc = UsageError(exc.arg, f"{MISSING_VALUE}: {hint}")
                 raise exc.with_source(arg.text, arg.source) from None
         return self.finish()
 

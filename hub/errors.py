@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["ArgSource", "HubError", "PortError", "UsageError"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "ArgSource", "HubError", "InUseError", "PortError", "UsageError"]
+
+#: Exit status of every command for a bad command line, option value, address,
+#: file or config (the convention of docopt, argparse and most Unix tools).
+EXIT_USAGE = 2
+#: Exit status when the hub could not start or run (a device or address in use, ...).
+EXIT_FAILURE = 1
 
 
 class ArgSource:
@@ -41,11 +47,16 @@ class UsageError(HubError):
 
     def with_source(self, arg: str, source: ArgSource | None) -> UsageError:
         """Return this error attributed to `arg` from `source`, if it had none."""
-        return UsageError(self.arg or arg, self.text, self.source or source)
+        return type(self)(self.arg or arg, self.text, self.source or source)
 
     def __str__(self) -> str:
         where = f" in '{self.arg}'" if self.arg is not None else ""
         return f"{self.text}{where}{self.source or ''}"
+
+
+class InUseError(UsageError):
+    """What an argument names is in use (a busy device, a pty link another hub holds):
+    the command line is right, the hub cannot start now (EXIT_FAILURE, not EXIT_USAGE)."""
 
 
 class PortError(HubError):

@@ -12,7 +12,8 @@ from typing import TextIO
 
 from . import __version__
 from .cli import CORE_FLAGS, build, http_settings
-from .errors import HubError, UsageError
+from .commands import COMMANDS
+from .errors import EXIT_FAILURE, EXIT_USAGE, HubError, InUseError, UsageError
 from .hub import Hub
 from .logs import SELF_LIMITED, LimiterHandle, install_limiter
 from .registry import DRIVERS, FILTERS, Registry
@@ -63,7 +64,8 @@ Common options:
                             (default 0 = off): bytes in and out, lost, and
                             unheard (written while nobody was connected).
   -v, -vv / -q              More / less logging (debug / warnings only).
-  --help                    Show this help and the list of modules.
+  -h, --help                Show this help and the list of modules.
+  --version                 Show the version.
   --help=<LstM>             Show the help of modules LstM (* for all).
 
 Running as a service:
@@ -84,7 +86,13 @@ Lists are comma separated port numbers or All. Without route options, port 0
 sends to every other port and port 1 sends back to port 0; flow control runs
 both ways wherever data does. The sticky options of drivers and filters (for
 example --baud=, --interface=, --write-limit=) apply to every later port of
-that driver until changed again.
+that driver until changed again. An option takes its value after '='
+(--baud=9600, not --baud 9600).
+
+Exit status: 0 after a clean stop, 2 for a bad command line, option value,
+address, file or config (one line on standard error names it), 1 when the hub
+cannot start or run (a device or address in use, ...). The commands built on
+hub4com use the same codes.
 
 SIGINT, SIGTERM, SIGQUIT and SIGUSR1 stop the hub cleanly; SIGHUP asks for a
 reload and never stops it. A warning repeated on one port is logged once,
@@ -94,6 +102,9 @@ then summarised with its count at most every 10 s.
 USAGE = _USAGE.replace(
     "{http}", http_options.USAGE.split("\n\n", 1)[1].replace("Options:\n", "HTTP and health options:\n")
 )
+
+#: The shortest useful command line, for the no-argument hint.
+EXAMPLE_HINT = "try: hub4com --route=All:All --use-driver=pty /tmp/vcom0 /tmp/vcom1"
 
 EXAMPLES = """\
 Examples:
@@ -119,6 +130,10 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 def print_help(registry: Registry, out: TextIO) -> None:
     out.write(f"hub4com {__version__}\n\n{USAGE}\n")
+    out.write("Commands built on hub4com (each has --help and --print-args):\n")
+    for name, what in COMMANDS.items():
+        out.write(f"  {name:<16} {what}\n")
+    out.write("\n")
     for group, title in ((DRIVERS, "Drivers"), (FILTERS, "Filters")):
         out.write(f"{title}:\n")
         for name in registry.names(group):
@@ -129,8 +144,10 @@ def print_help(registry: Registry, out: TextIO) -> None:
     out.write(EXAMPLES)
 
 
-def print_module_help(registry: Registry, names: str, out: TextIO) -> bool:
-    """Print the usage text of each named module (or all for '*'); False if one is unknown."""
+def print_module_help(registry: Registry, names: str, out: TextIO, err: TextIO | None = None) -> bool:
+    """Print the usage text of each named module (or all for '*'); False if one is unknown
+    (said on `err`, default `out`)."""
+    err = out if err is None else err
     ok = True
     wanted = [n.strip().lower() for n in names.split(",") if n.strip()]
     if "*" in wanted:
@@ -150,7 +167,7 @@ def print_module_help(registry: Registry, names: str, out: TextIO) -> bool:
                     out.write(f"\n{extra.strip()}\n")
                 out.write("\n")
         if not found:
-            out.write(f"The module {name} not found.\n")
+            err.write(f"hub4com: there is no driver or filter '{name}' (hub4com --help lists them)\n")
             ok = False
     return ok
 
@@ -352,19 +369,26 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the user, the traceback with -v
         log.debug("internal error", exc_info=True)
         print(f"hub4com: internal error: {exc!r} (run with -v for details)", file=sys.stderr)
-        return 2
+        return EXIT_FAILURE
 
 
 def _main(argv: list[str]) -> int:
     registry = Registry()
-    if "--help" in argv or not argv:
+    if not argv:
+        print(f"hub4com: no ports given; hub4com --help shows how ({EXAMPLE_HINT})", file=sys.stderr)
+        return EXIT_USAGE
+    if "--help" in argv or "-h" in argv:
         _setup_logging(0)
         print_help(registry, sys.stdout)
-        return 0 if argv else 1
+        return 0
+    if "--version" in argv:
+        print(f"hub4com {__version__}")
+        return 0
     for a in argv:
         if a.lower().startswith("--help="):
             _setup_logging(0)
-            return 0 if print_module_help(registry, a[len("--help=") :], sys.stdout) else 1
+            known = print_module_help(registry, a[len("--help=") :], sys.stdout, sys.stderr)
+            return 0 if known else EXIT_USAGE
     service = _service_option(argv)
     if service is not None:
         return _main_service(registry, *service)
@@ -376,7 +400,7 @@ def _main(argv: list[str]) -> int:
             config = build(argv, loop, registry)
         except UsageError as exc:
             print(f"hub4com: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_USAGE
         runtime = Runtime.for_hub(config.hub, config.warnings, registry)
         settings = Settings(config.report_interval_s, config.status_interval_s, config.http, config.reload)
         return _run(loop, runtime, settings)
@@ -387,9 +411,12 @@ def _main(argv: list[str]) -> int:
 def _run(loop: asyncio.AbstractEventLoop, runtime: Runtime, settings: Settings) -> int:
     try:
         loop.run_until_complete(_serve(runtime, settings))
+    except UsageError as exc:  # a port's argument found bad (or in use) as it started
+        print(f"hub4com: {exc}", file=sys.stderr)
+        return EXIT_FAILURE if isinstance(exc, InUseError) else EXIT_USAGE
     except HubError as exc:
         print(f"hub4com: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         pass
     return 0
@@ -456,7 +483,7 @@ def _main_service(registry: Registry, option: str, value: str | None, rest: list
         return 0
     except UsageError as exc:
         print(f"hub4com: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     finally:
         loop.close()
 

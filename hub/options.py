@@ -22,7 +22,10 @@ from docopt import DocoptExit, docopt
 
 from .errors import UsageError
 
-__all__ = ["match_option", "option_names", "options_with_values", "parse_options"]
+__all__ = ["MISSING_VALUE", "match_option", "option_names", "options_with_values", "parse_options"]
+
+#: The start of the error for an option given without its value (--baud instead of --baud=9600).
+MISSING_VALUE = "This option needs a value"
 
 _OPTION_RE = re.compile(r"^\s*(--[A-Za-z0-9][\w-]*)", re.MULTILINE)
 _OPTION_VALUE_RE = re.compile(r"^\s*(--[A-Za-z0-9][\w-]*)(=)?", re.MULTILINE)
@@ -87,6 +90,9 @@ def parse_options(usage: str, argv: list[str], names: frozenset[str] | None = No
             try:
                 docopt(usage, argv=[norm], default_help=False)
             except DocoptExit:
+                if "=" not in arg:
+                    name = match_option(arg, names)
+                    raise UsageError(arg, f"{MISSING_VALUE}: write {name}=<value>") from None
                 raise UsageError(arg, "Invalid option value") from None
         raise UsageError(" ".join(argv), "Duplicated or conflicting options") from None
     return {k: v for k, v in parsed.items() if v is not None and v is not False and k.startswith("--")}

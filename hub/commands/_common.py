@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import re
 import shlex
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from docopt import DocoptExit
 
+from hub import __version__
+from hub.errors import EXIT_USAGE
+
 __all__ = [
     "HUB_PROG",
+    "USAGE_EXIT",
     "CommandError",
     "HubCommand",
     "client_address",
@@ -35,17 +40,19 @@ __all__ = [
     "listen_address",
     "long_options",
     "option_order",
+    "print_version",
     "run_command",
     "serial_value",
     "tcp_port",
+    "usage_error",
     "yes_no",
 ]
 
 #: The program name shown in printed command lines.
 HUB_PROG = "hub4com"
 
-#: Exit status of a wrapper for a bad command line (docopt's convention).
-USAGE_EXIT = 2
+#: Exit status of a wrapper for a bad command line: hub4com's (hub.errors.EXIT_USAGE).
+USAGE_EXIT = EXIT_USAGE
 
 
 class CommandError(Exception):
@@ -113,13 +120,20 @@ def yes_no(option: str, value: str) -> bool:
 
 
 def tcp_port(value: str, what: str = "port") -> str:
-    """A TCP port: a number from 1 to 65535 or a service name (telnet). Raises CommandError."""
+    """A TCP port: a number from 1 to 65535 or a known service name (telnet). Raises CommandError."""
     if value.isascii() and value.isdigit():
         if 0 < int(value) < 65536:
             return value
-    elif _SERVICE_RE.match(value):
-        return value
-    raise CommandError(f"invalid {what} {value!r} (expected a number from 1 to 65535 or a service name)")
+        raise CommandError(f"{what} {value} is out of range (1 to 65535)")
+    if _SERVICE_RE.match(value):
+        try:
+            socket.getservbyname(value, "tcp")
+        except OSError:
+            pass
+        else:
+            return value
+    expected = "a number from 1 to 65535 or a service name such as telnet"
+    raise CommandError(f"{value!r} is not a {what} ({expected})")
 
 
 def client_address(host: str, port: str) -> str:
@@ -155,7 +169,7 @@ def filter_value(option: str, value: str) -> str:
 def long_options(usage: str) -> list[str]:
     """The long option names declared in the Options section of `usage`."""
     section = usage.split("Options:", 1)[1]
-    return [m.group(1) for m in _OPTION_LINE_RE.finditer(section)]
+    return list(dict.fromkeys(m.group(1) for m in _OPTION_LINE_RE.finditer(section)))
 
 
 def _resolve(token: str, known: list[str]) -> str | None:
@@ -210,6 +224,18 @@ def docopt_reason(exc: DocoptExit, argv: list[str], usage: str) -> str:
 # ---- running -------------------------------------------------------------------------
 
 
+def print_version(prog: str) -> int:
+    """--version of a command; returns its exit status."""
+    print(f"{prog} (hub4com-py) {__version__}")
+    return 0
+
+
+def usage_error(prog: str, text: str) -> int:
+    """Say what was wrong with the command line, in one line; returns the exit status."""
+    print(f"{prog}: {text} (see {prog} --help)", file=sys.stderr)
+    return USAGE_EXIT
+
+
 def format_command(args: list[str]) -> str:
     """The hub4com command line for `args`, quoted for a POSIX shell."""
     return shlex.join([HUB_PROG, *args])
@@ -225,18 +251,18 @@ def run_command(
 
     `build(argv)` returns the HubCommand, None when help was asked for, and
     raises DocoptExit or CommandError for a bad command line. Returns the exit
-    status: 0 after help or --print-args, 2 for a bad command line (one line on
-    standard error), else the hub's.
+    status: 0 after help, --version or --print-args, 2 for a bad command line
+    (one line on standard error), else the hub's.
     """
     argv = sys.argv[1:] if argv is None else argv
+    if "--version" in argv:
+        return print_version(prog)
     try:
         command = build(argv)
     except DocoptExit as exc:
-        print(f"{prog}: {docopt_reason(exc, argv, usage)} (see {prog} --help)", file=sys.stderr)
-        return USAGE_EXIT
+        return usage_error(prog, docopt_reason(exc, argv, usage))
     except CommandError as exc:
-        print(f"{prog}: {exc} (see {prog} --help)", file=sys.stderr)
-        return USAGE_EXIT
+        return usage_error(prog, str(exc))
     if command is None:
         print(usage.rstrip())
         return 0

@@ -46,6 +46,7 @@ Options:
                         using a serial device (Linux).
   --print-args          Print the equivalent hub4com command line and exit.
   -h, --help            Show this help.
+  --version             Show the version.
 
 The options take their value after = or as the next argument (--baud 9600).
 The serial options (--baud, --data, --parity, --stop, --connect-dtr) need a

@@ -47,14 +47,40 @@ Options:
                             none, first, last, last-active or all. Default all.
   --read-only               With several clients: every client only watches;
                             its data and requests are not applied.
+  --baud=<b>                The serial port's baud rate until a client sets
+                            one, and after the last one leaves: a positive
+                            number or d[efault] (the port keeps its own).
+                            Default 19200 (the serial driver's).
+  --data=<d>                Its data bits: 5, 6, 7, 8 or d[efault]. Default 8.
+  --parity=<p>              Its parity: n[o], o[dd], e[ven], m[ark], s[pace] or
+                            d[efault]. Default no.
+  --stop=<s>                Its stop bits: 1, 1.5, 2 or d[efault]. Default 1.
+  --tls-cert=<file>         TLS (see hub4com --help=tcp): this end's certificate
+                            chain (PEM); in server mode clients must use TLS.
+  --tls-key=<file>          The private key of --tls-cert (PEM).
+  --tls-ca=<file>           Server mode: require client certificates signed by
+                            these CAs; client mode: the CAs that sign the server.
+  --tls-verify=<v>          Client mode: p[eer] (the default) or n[one].
+  --tls-server-name=<name>  Client mode: the name the server's certificate must
+                            carry. Default: <host>.
+  --allow=<cidrs>           Server mode: accept clients only from these
+                            addresses and networks (comma separated).
+  --deny=<cidrs>            Server mode: refuse clients from these.
+  --max-rate=<n>            Server mode: connection attempts per second per
+                            address. Default 100; 0 is no limit.
+  --max-connections=<n>     Server mode: connections held at once.
   --pty=<link>              Client mode on Linux: make a virtual serial port at
                             <link> (a symlink to a new pty) instead of using a
                             serial port.
   --trace                   Trace the messages at each layer (on standard error).
   --print-args              Print the equivalent hub4com command line and exit.
   -h, --help                Show this help.
+  --version                 Show the version.
 
 The options take their value after = or as the next argument (--connect dsr).
+The serial options (--baud, --data, --parity, --stop) need a serial port,
+not a pty; the options that choose who may connect (--allow, --deny, the
+rate and connection limits) need server mode.
 
 Examples:
   com2tcp-rfc2217 /dev/ttyUSB0 7000
@@ -63,6 +89,8 @@ Examples:
     - applications open /tmp/vcom0 to use the remote port server.example:7000.
   com2tcp-rfc2217 --max-clients 4 --recv-from first /dev/ttyUSB0 7000
     - up to four clients; the first one controls the port, the others watch.
+  com2tcp-rfc2217 --baud 115200 --tls-cert s.pem --tls-ca ca.pem /dev/ttyUSB0 7000
+    - starts at 115200; only clients with a certificate from ca.pem get in.
   com2tcp-rfc2217 --print-args /dev/ttyUSB0 7000
     - show what it runs, for a hub4com --load file or a script.
 """
@@ -74,7 +102,15 @@ from dataclasses import dataclass
 
 from docopt import docopt
 
-from ._common import CommandError, HubCommand, client_address, listen_address, option_order, run_command
+from ._common import (
+    CommandError,
+    HubCommand,
+    client_address,
+    listen_address,
+    option_order,
+    run_command,
+    serial_value,
+)
 
 __all__ = [
     "COM_OPTIONS",
@@ -122,8 +158,13 @@ COM_OPTIONS = ("--octs=off",)
 
 #: Options that serve several clients at once (tcp-multi), passed on as given.
 _MULTI = ("--max-clients", "--recv-from", "--send-to", "--read-only")
+#: The serial port's settings (values as in the .bat scripts: d[efault] keeps the port's own).
+_SERIAL = ("--baud", "--data", "--parity", "--stop")
+#: The tcp driver's security options: TLS (both modes) and who may connect (server mode).
+_TLS = ("--tls-cert", "--tls-key", "--tls-ca", "--tls-verify", "--tls-server-name")
+_ACCESS = ("--allow", "--deny", "--max-rate", "--max-connections")
 #: Options passed on to hub4com in the order the user gave them (spec 5.2).
-_ORDERED = ("--share-com-port", "--interface", "--reconnect")
+_ORDERED = ("--share-com-port", "--interface", "--reconnect", *_SERIAL, *_TLS, *_ACCESS)
 
 USAGE = __doc__ or ""
 
@@ -193,10 +234,18 @@ def parse(argv: list[str]) -> Settings | None:
         raise CommandError(f"{multi_options[0].partition('=')[0]} works in server mode only")
     if multi_options and opts["--connect"] is not None:
         raise CommandError("--connect works with one client at a time, not with several")
+    if pty is not None and any(opts[n] is not None for n in _SERIAL):
+        given = next(n for n in _SERIAL if opts[n] is not None)
+        raise CommandError(f"{given} applies to a serial port, not to --pty")
+    if not server and any(opts[n] is not None for n in _ACCESS):
+        given = next(n for n in _ACCESS if opts[n] is not None)
+        raise CommandError(f"{given} works in server mode only")
     driver_options = []
     for name in option_order(argv, USAGE):
         if name == "--share-com-port" and opts[name]:
             driver_options.append("--share-mode=on")
+        elif name in _SERIAL and opts[name] is not None:
+            driver_options.append(f"{name}={serial_value(name, opts[name])}")
         elif name in _ORDERED and opts[name] is not None:
             driver_options.append(f"{name}={opts[name]}")
     return Settings(

@@ -49,6 +49,7 @@ Options:
   -v, --verbose       Log more (debug).
   -q, --quiet         Log warnings only.
   -h, --help          Show this help.
+  --version           Show the version.
 
 What it runs: hub4com with the receiver as port 0, the ptys after it and a
 tcp-multi listener per --tcp, all with --frame=line --slow-client=drop and a
@@ -69,6 +70,8 @@ from dataclasses import dataclass, field
 from docopt import DocoptExit, docopt
 
 from hub.options import option_names
+
+from ._common import docopt_reason, print_version, usage_error
 
 __all__ = ["USAGE", "Plan", "build_argv", "main", "plan_from_args"]
 
@@ -245,15 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     if "-h" in args or "--help" in args:
         print(USAGE.rstrip())
         return 0
+    if "--version" in args:
+        return print_version(PROG)
     try:
         plan = plan_from_args(args)
     except DocoptExit as exc:
-        print(str(exc).strip() or USAGE.split("\n\n")[0], file=sys.stderr)
-        print(f"See '{PROG} --help'.", file=sys.stderr)
-        return 1
+        return usage_error(PROG, docopt_reason(exc, args, USAGE))
     except PlanError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+        return usage_error(PROG, str(exc))
     hub_argv = build_argv(plan)
     if "--print-args" in args:
         print(shlex.join(["hub4com", *hub_argv]))

@@ -47,6 +47,7 @@ Options are read in order and apply to what follows them:
                         hub4com --help=crypt).
   --print-args          Print the equivalent hub4com command line and exit.
   -h, --help            Show this help.
+  --version             Show the version.
 
 An option's value may also follow an = sign (--mode=server).
 

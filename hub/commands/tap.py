@@ -32,6 +32,7 @@ Options:
   --tls-key=<file>     Its key. Default: in the cert file.
   --tls-verify=<v>     none: do not check the hub's certificate. Default peer.
   -h, --help           Show this help.
+  --version            Show the version.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ import urllib.parse
 from typing import Any, TextIO
 
 from docopt import DocoptExit, docopt
+
+from hub.errors import EXIT_FAILURE
+
+from ._common import USAGE_EXIT, docopt_reason, print_version, usage_error
 
 __all__ = ["PROG", "main", "tap_line"]
 
@@ -183,11 +188,13 @@ async def _run(args: dict[str, Any], out: TextIO, err: TextIO) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; 0 when done, 1 if the hub cannot be reached, 2 for a bad command line."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "--version" in argv:
+        return print_version(PROG)
     try:
-        args = docopt(__doc__ or "", argv=sys.argv[1:] if argv is None else argv, default_help=False)
-    except DocoptExit:
-        print(f"{PROG}: bad command line (see {PROG} --help)", file=sys.stderr)
-        return 2
+        args = docopt(__doc__ or "", argv=argv, default_help=False)
+    except DocoptExit as exc:
+        return usage_error(PROG, docopt_reason(exc, argv, __doc__ or ""))
     if args["--help"]:
         print((__doc__ or "").strip())
         return 0
@@ -195,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(args, sys.stdout, sys.stderr))
     except TapError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1 if "cannot reach" in str(exc) or "no such port" in str(exc) else 2
+        return EXIT_FAILURE if "cannot reach" in str(exc) or "no such port" in str(exc) else USAGE_EXIT
     except KeyboardInterrupt:
         return 0
     except BrokenPipeError:

@@ -244,7 +244,7 @@ def test_load_gives_same_routes_as_command_line(start_hub, tmp_path):
     assert any("Route data a(0) --> b(1) c(2)" in ln for ln in direct.lines)
     f.write_text("--use-driver=connector\na\n--route=0:All:x\n")
     r = run_hub(f"--load={f}")
-    assert r.returncode == 1 and f"(file {f}, line 3" in r.stderr
+    assert r.returncode == 2 and f"(file {f}, line 3" in r.stderr
 
 
 def test_sigterm_exits_zero_and_removes_links(start_hub, tmp_path):

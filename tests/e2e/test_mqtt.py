@@ -196,7 +196,7 @@ def test_start_up_errors_are_one_line():
         (["--use-driver=mqtt", "--tls-ca=/nonexistent.pem", "mqtts://h/p"], "Cannot use the CA file"),
     ]:
         r = run_hub(*args)
-        assert r.returncode == 1, r.stderr
+        assert r.returncode == 2, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert expect in r.stderr
 

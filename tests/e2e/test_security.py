@@ -570,7 +570,7 @@ def test_open_listener_warns_at_start(start_hub, pty_device):
 def test_startup_errors_are_one_line(pki, args, expect):
     args = [a.replace("CLIENTKEY", str(pki.client_key)).replace("CA", str(pki.ca)) for a in args]
     r = run_hub("--use-driver=tcp", *args)
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert expect in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr

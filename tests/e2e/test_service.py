@@ -155,7 +155,7 @@ def test_bad_config_exits_nonzero_with_one_line(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "hub", f"--config={cfg}"], capture_output=True, text=True, timeout=30
     )
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "line 3" in r.stderr and "key device.x.speed" in r.stderr
 
 

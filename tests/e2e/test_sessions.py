@@ -220,3 +220,19 @@ def test_hostile_comport_fuzz_leaves_the_device_usable(start_command, pty_device
     assert rss_after - rss_before < 8 * 1024, f"RSS grew from {rss_before} to {rss_after} KiB"
     assert "Traceback" not in hub.output
     assert hub.proc.poll() is None
+
+
+def test_com2tcp_rfc2217_initial_settings_are_the_configured_ones(start_command, pty_device):
+    """--baud/--parity of com2tcp-rfc2217: the device starts there, and a session's change
+    is undone when it ends (--restore)."""
+    dev = pty_device()
+    port = free_port()
+    hub = start_command("--baud", "115200", "--stop", "2", "--interface", "127.0.0.1", dev.path, str(port))
+    assert device_termios(dev) == (termios.B115200, True)
+    c = rfc2217(port, baudrate=9600, stopbits=serial.STOPBITS_TWO)
+    try:
+        assert device_termios(dev) == (termios.B9600, True)
+    finally:
+        c.close()
+    hub.wait_line("back to the configured settings")
+    wait_for(lambda: device_termios(dev) == (termios.B115200, True), what="115200 again")

@@ -105,7 +105,7 @@ def test_split_filter_args():
 def test_port_lists():
     assert parse_port_list("All", 3) == [0, 1, 2]
     assert parse_port_list("+1,0", 3) == [1, 0]
-    with pytest.raises(UsageError, match="Invalid port '3'"):
+    with pytest.raises(UsageError, match="There is no port 3: the command line gives ports 0 to 2"):
         parse_port_list("3", 3)
     with pytest.raises(UsageError, match="Invalid port 'x'"):
         parse_port_list("x", 3)

@@ -32,7 +32,7 @@ def test_routes_can_name_later_ports():
     "argv,text",
     [
         (["--bogus=1", "a"], "Unknown option in '--bogus=1'"),
-        (["--route=0:5", "a"], "Invalid port '5'"),
+        (["--route=0:5", "a"], "There is no port 5"),
         (["--route=0", "a"], "Invalid route"),
         (["--speed=x", "a"], "Invalid --speed value in '--speed=x'"),
         (["--use-driver=nope", "a"], "No driver nope"),

@@ -135,7 +135,7 @@ def test_serial_port_chain_is_accepted_by_the_hub(device: str) -> None:
             ["--linectl", "maybe", "/dev/ttyS0", "7000"],
             "invalid --linectl value 'maybe' (expected yes or no)",
         ),
-        (["/dev/ttyS0", "x y"], "invalid listen port 'x y'"),
+        (["/dev/ttyS0", "x y"], "'x y' is not a listen port"),
         (["--pty=", "7000"], "--pty needs a link path"),
     ],
 )

@@ -159,8 +159,13 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
         (["--pty", "/tmp/v", "--rfc2217-mode=s", "h", "7000"], "--pty works in client mode only"),
         (["--share-com-port", "--pty", "/tmp/v", "h", "7000"], "--share-com-port applies to a serial port"),
         (["--delay-disconnect=5", "a", "7000"], "--delay-disconnect only works together with --connect"),
-        (["a", "70000"], "invalid listen port '70000'"),
-        (["a", "h", "70000"], "invalid port '70000'"),
+        (["a", "70000"], "listen port 70000 is out of range"),
+        (["a", "h", "70000"], "port 70000 is out of range"),
+        (["a", "seventy"], "'seventy' is not a listen port"),  # the user's word, not '*seventy'
+        (["--baud", "fast", "a", "7000"], "invalid --baud value 'fast'"),
+        (["--baud", "9600", "--pty", "/tmp/v", "h", "7000"], "--baud applies to a serial port, not to --pty"),
+        (["--allow", "10.0.0.0/8", "a", "h", "7000"], "--allow works in server mode only"),
+        (["--max-clients", "2", "a", "h", "7000"], "--max-clients works in server mode only"),
     ],
 )
 def test_bad_command_lines_give_one_line_and_status_2(
@@ -172,6 +177,26 @@ def test_bad_command_lines_give_one_line_and_status_2(
     assert captured.err.count("\n") == 1
     assert captured.err.startswith(f"com2tcp-rfc2217: {text}")
     assert captured.err.rstrip().endswith("(see com2tcp-rfc2217 --help)")
+
+
+def test_server_settings_and_security_options_pass_on_in_order() -> None:
+    """The device's initial settings and the tcp driver's TLS and access options, which
+    --print-args users used to add by hand, go before the ports (sticky options)."""
+    argv = ["--tls-cert=s.pem", "--baud", "d", "--baud=115200", "--parity", "even", "--allow", "127.0.0.1"]
+    with pytest.raises(SystemExit):  # docopt: an option given twice is not ours to guess
+        cmd.parse([*argv, "/dev/ttyS0", "7000"])
+    argv = ["--tls-cert=s.pem", "--baud", "115200", "--parity", "even", "--allow", "127.0.0.1"]
+    got = cmd.hub_args(cmd.parse([*argv, "--max-rate=5", "/dev/ttyS0", "7000"]))  # type: ignore[arg-type]
+    want = ["--tls-cert=s.pem", "--baud=115200", "--parity=even", "--allow=127.0.0.1", "--max-rate=5"]
+    assert got[:5] == want
+    assert got[-4:] == ["--octs=off", "/dev/ttyS0", "--use-driver=tcp", "*7000"]
+    got = cmd.hub_args(cmd.parse(["--baud=d", "--tls-ca=ca.pem", "/dev/ttyS0", "h", "7000"]))  # type: ignore[arg-type]
+    assert got[:2] == ["--baud=c", "--tls-ca=ca.pem"]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("com2tcp-rfc2217 (hub4com-py) ")
 
 
 def test_runs_the_hub_with_the_generated_arguments(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -148,7 +148,7 @@ def test_unknown_name(args: list[str], bad_arg: str, text: str) -> None:
         ("--connect=A,:B", "Empty port name in link"),
         ("--connect=A:", "Empty port name in link"),
         ("--bi-connect=:B", "Empty port name in link"),
-        ("--connect", "Invalid option value"),
+        ("--connect", "This option needs a value: write --connect=<value>"),
     ],
 )
 def test_bad_link_syntax(arg: str, text: str) -> None:

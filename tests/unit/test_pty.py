@@ -242,7 +242,7 @@ def test_frame_and_slow_client_options() -> None:
     [
         ("--frame=lines", "Invalid --frame value (bytes or line)"),
         ("--slow-client=lose", "Invalid --slow-client value (block or drop)"),
-        ("--frame", "Invalid option value"),
+        ("--frame", "This option needs a value: write --frame=<value>"),
     ],
 )
 def test_bad_frame_and_slow_client_values_are_usage_errors(arg: str, text: str) -> None:

@@ -283,7 +283,7 @@ INVALID_OPTIONS = [
     ("--interface=1.2.3.456", "Invalid interface"),
     ("--write-limit=-5", "Invalid --write-limit value (a number of bytes, 0 discards all writes)"),
     ("--write-limit=lots", "Invalid --write-limit value (a number of bytes, 0 discards all writes)"),
-    ("--reconnect", "Invalid option value"),
+    ("--reconnect", "This option needs a value: write --reconnect=<value>"),
 ]
 
 
