@@ -87,6 +87,9 @@ from hub.messages import Connect, FlowControl, LineData, Message
 from hub.netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
 
+from . import _netopts
+from ._netopts import IdleTimer, Keepalive
+
 __all__ = [
     "USAGE",
     "Reconnect",
@@ -136,7 +139,7 @@ Options:
                       Connects and disconnects are still reported. For
                       observer ports.
   --read-write        Undo --read-only for the following ports (the default).
-{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}
+{_netopts.KEEPALIVE_USAGE}{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}
 A listener without --interface listens on every interface, as hub4com does,
 and warns at start-up unless --allow or TLS with --tls-ca restricts who gets
 in; --interface=127.0.0.1 keeps it local (an explicit --interface=0.0.0.0
@@ -790,6 +793,8 @@ class TcpPort(Port):
         write_limit: int = DEFAULT_WRITE_LIMIT,
         listeners: dict[tuple[str | None, int], _Listener] | None = None,
         read_only: bool = False,
+        keepalive: Keepalive | None = None,
+        idle_timeout_s: float = 0.0,
         tls: TlsSettings | None = None,
         ssl_context: ssl.SSLContext | None = None,
         policy: ListenerPolicy | None = None,
@@ -806,6 +811,10 @@ class TcpPort(Port):
             self.gate_in = self._observe
         self.discarded_in = 0
         self.ignored_requests = 0
+        #: Keepalive timing of the connections (--keepalive...).
+        self.keepalive = keepalive or Keepalive()
+        #: Closes a connection that carried no data for --idle-timeout.
+        self._idle = IdleTimer(hub.loop, idle_timeout_s, self._on_idle) if idle_timeout_s > 0 else None
         #: TLS settings and context (None: plain TCP).
         self.tls = tls
         self.ssl_context = ssl_context
@@ -938,6 +947,8 @@ class TcpPort(Port):
         self.state = State.CLOSED
         self._cancel_timer()
         self._cancel_close_timer()
+        if self._idle is not None:
+            self._idle.stop()
         task, self._task = self._task, None
         if task is not None and self.address.is_client:
             task.cancel()  # an accept task finishes by itself and finds the port closed
@@ -959,6 +970,8 @@ class TcpPort(Port):
         if st is State.CONNECTED:
             assert self._transport is not None
             self._transport.write(data)
+            if self._idle is not None:
+                self._idle.touch()
         elif st is State.CONNECTING or self._wants_connection():
             self._pending.append(data)
             self._pending_bytes += len(data)
@@ -1138,8 +1151,7 @@ class TcpPort(Port):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                self.keepalive.apply(sock)
             except OSError as exc:
                 log.debug("%s: cannot set socket options: %s", self.name, exc)
         transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
@@ -1157,6 +1169,8 @@ class TcpPort(Port):
         else:
             log.info("%s accepted connection from %s on %s%s", self.name, self.peer, local, tls)
         self._failures = 0
+        if self._idle is not None:
+            self._idle.start()
         pending, self._pending = self._pending, []
         self._pending_bytes = 0
         for chunk in pending:
@@ -1171,6 +1185,8 @@ class TcpPort(Port):
     def _data_received(self, proto: _TcpProtocol, data: bytes) -> None:
         if proto is not self._proto:
             return
+        if self._idle is not None:
+            self._idle.touch()
         if self.xoff_count:
             self._held.append(data)
             self._held_bytes += len(data)
@@ -1209,6 +1225,23 @@ class TcpPort(Port):
         self._held_bytes = 0
         for chunk in held:
             self.emit_data(chunk)
+
+    def _on_idle(self) -> None:
+        """--idle-timeout: no data either way for that long; close the connection."""
+        transport = self._transport
+        if transport is None or self.state is not State.CONNECTED:
+            return
+        assert self._idle is not None
+        log.info(
+            "%s: closing the connection to %s: no data for %g s (--idle-timeout)",
+            self.name,
+            self.peer,
+            self._idle.timeout_s,
+        )
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
 
     def _half_close(self) -> None:
         """Shut down our sending side; the session ends when the peer closes.
@@ -1250,6 +1283,8 @@ class TcpPort(Port):
         transport, self._transport = self._transport, None
         self._proto = None
         self._cancel_close_timer()
+        if self._idle is not None:
+            self._idle.stop()
         if transport is not None:
             # Whatever the transport still held is lost (asyncio may already have
             # dropped it after a send error; then this counts 0).
@@ -1332,6 +1367,7 @@ class TcpDriver(Driver):
         "--reconnect": Reconnect.DEFAULT,
         "--write-limit": DEFAULT_WRITE_LIMIT,
         "--read-only": False,
+        **_netopts.DEFAULTS,
         **_netsec.DEFAULTS,
     }
 
@@ -1356,7 +1392,7 @@ class TcpDriver(Driver):
             return parse_reconnect(value)
         if name == "--write-limit":
             return parse_write_limit(value)
-        conv = _netsec.CONVERTERS.get(name)
+        conv = _netopts.CONVERTERS.get(name) or _netsec.CONVERTERS.get(name)
         if conv is not None:
             return conv(value)
         return value
@@ -1406,6 +1442,8 @@ class TcpDriver(Driver):
             write_limit=options.get("--write-limit", self.DEFAULTS["--write-limit"]),
             listeners=self._listeners,
             read_only=bool(options.get("--read-only")),
+            keepalive=Keepalive.from_options(options),
+            idle_timeout_s=options.get("--idle-timeout") or 0.0,
             tls=tls,
             ssl_context=context,
             policy=policy,

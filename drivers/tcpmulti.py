@@ -39,6 +39,8 @@ from hub.messages import Connect, FlowControl, LineData, Message
 from hub.netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
 
+from . import _netopts
+from ._netopts import Keepalive
 from ._sessions import (
     Chunk,
     Control,
@@ -109,13 +111,7 @@ Options:
                        starts at the next line, and a slow session loses whole
                        lines, never part of one (lines end with LF: NMEA's
                        CR LF and plain LF alike). Default bytes.
-  --idle-timeout=<s>   Close a session that sent and received nothing for <s>
-                       seconds. Default 0: never.
-  --keepalive=<s>      TCP keepalive timing: probe a silent session after <s>
-                       seconds, so a vanished peer is closed within about
-                       twice that (also bounds unacknowledged data). Default 0:
-                       the system's timing (keepalive is always on).
-  --sndbuf=<bytes>     The kernel's send buffer of each session (SO_SNDBUF;
+{_netopts.KEEPALIVE_USAGE}  --sndbuf=<bytes>     The kernel's send buffer of each session (SO_SNDBUF;
                        Linux doubles it). The kernel holds that much for a
                        stalled client before its queue and --slow-client come
                        into play, so a small one keeps a resuming client's
@@ -201,16 +197,6 @@ def _int_option(name: str, unit: str) -> Any:
     return convert
 
 
-def _seconds(value: Any) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        x = -1.0
-    if not 0 <= x < 1e9:  # also refuses nan
-        raise UsageError(None, "Invalid --idle-timeout value (seconds, 0 or more)")
-    return x
-
-
 def _enum_option(name: str, cls: Any) -> Any:
     choices = ", ".join(m.value for m in cls)
 
@@ -234,8 +220,7 @@ _CONVERTERS = {
     "--slow-client": _enum_option("--slow-client", SlowClient),
     "--send-timeout": _int_option("--send-timeout", "milliseconds"),
     "--frame": parse_frame,
-    "--idle-timeout": _seconds,
-    "--keepalive": _int_option("--keepalive", "seconds"),
+    **_netopts.CONVERTERS,
     "--buffer": _int_option("--buffer", "bytes"),
     "--sndbuf": _int_option("--sndbuf", "bytes"),
 }
@@ -288,27 +273,6 @@ def _host_of(peer: str) -> str:
     """The host part of ``host:port`` or ``[v6]:port``."""
     host = peer.rpartition(":")[0] if ":" in peer else peer
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
-
-
-def _set_socket_options(sock: Any, idle_s: int, sndbuf: int) -> None:
-    """TCP_NODELAY and SO_KEEPALIVE always; with `idle_s`, Linux keepalive timing and
-    TCP_USER_TIMEOUT; with `sndbuf`, SO_SNDBUF."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    if sndbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    if not idle_s:
-        return
-    interval = max(1, idle_s // 3)
-    for name, value in (
-        ("TCP_KEEPIDLE", idle_s),
-        ("TCP_KEEPINTVL", interval),
-        ("TCP_KEEPCNT", 3),
-        ("TCP_USER_TIMEOUT", (idle_s + 3 * interval) * 1000),
-    ):
-        opt = getattr(socket, name, None)
-        if opt is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, opt, value)
 
 
 def hold_nothing(transport: Any) -> None:
@@ -432,7 +396,7 @@ class TcpMultiPort(Port):
         port: int,
         config: SessionConfig,
         *,
-        keepalive_s: int = 0,
+        keepalive: Keepalive | None = None,
         sndbuf: int = 0,
         write_limit: int = DEFAULT_WRITE_LIMIT,
         policy: ListenerPolicy | None = None,
@@ -442,7 +406,7 @@ class TcpMultiPort(Port):
         super().__init__(hub, index, f"TCPM({index})", write_limit)
         self.host = host
         self.port = port
-        self.keepalive_s = keepalive_s
+        self.keepalive = keepalive or Keepalive()
         self.sndbuf = sndbuf
         self.sessions = SessionSet(config)
         self.policy = policy or ListenerPolicy()
@@ -741,7 +705,7 @@ class TcpMultiPort(Port):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
-                _set_socket_options(sock, self.keepalive_s, self.sndbuf)
+                self.keepalive.apply(sock, self.sndbuf)
             except OSError as exc:
                 log.debug("%s: cannot set socket options: %s", self.name, exc)
         # Our own queue holds the backlog (shared chunks, frame-aware drops): the
@@ -965,8 +929,7 @@ class TcpMultiDriver(Driver):
         "--slow-client": SlowClient.DROP,
         "--send-timeout": None,
         "--frame": Frame.BYTES,
-        "--idle-timeout": 0.0,
-        "--keepalive": 0,
+        **_netopts.DEFAULTS,
         "--buffer": 0,
         "--sndbuf": 0,
         "--write-limit": DEFAULT_WRITE_LIMIT,
@@ -1038,7 +1001,7 @@ class TcpMultiDriver(Driver):
             interface,
             port,
             config,
-            keepalive_s=opt["--keepalive"],
+            keepalive=Keepalive.from_options(opt),
             sndbuf=opt["--sndbuf"],
             write_limit=opt["--write-limit"],
             policy=policy,
