@@ -27,7 +27,9 @@ that opens, writes and closes before the port looks (``echo hi > link``) is
 noticed by the data it left: connect, data, disconnect.
 
 Data written to the port while no application has it open is dropped and
-counted as unheard (status lines), not as lost. The application that holds the link is the port's one
+counted as unheard (status lines), not as lost; with --buffer the port keeps
+up to that much of it for the next application (whole lines with line
+framing), as a tcp-multi port does for its first client. The application that holds the link is the port's one
 session in the sense of the tcp-multi listener (`drivers._sessions`): its
 queue (--write-limit), line framing (--frame) and what happens when the queue
 is full (--slow-client) follow the same rules. The port writes to the master
@@ -114,6 +116,7 @@ from ._sessions import (
     SlowClient,
     describe_drops,
     format_bytes,
+    parse_buffer,
     parse_frame,
 )
 
@@ -152,13 +155,18 @@ Options:
                      The tcp-multi value disconnect (sticky options reach
                      every driver) means drop here, with a warning: the hub
                      cannot close an application's end of a pty.
+  --buffer=<bytes>   Keep up to <bytes> of the data written while no
+                     application has the path open, and give it to the next
+                     application that opens it (with --frame=line whole lines
+                     only); what does not fit is unheard. Default 0: off, so
+                     an application never gets data meant for an earlier one.
 
 Notes:
   An application opening the path is a connection (CONNECT, with CTS, DSR and
   DCD on); the last one closing it ends the connection. Data written while no
-  application has the port open is dropped, counted as unheard in status
-  lines (not in "Write lost"), and a reopening application never gets data
-  meant for an earlier one.
+  application has the port open is dropped (unless --buffer keeps it),
+  counted as unheard in status lines (not in "Write lost"), and a reopening
+  application never gets data meant for an earlier one.
   Drops for a slow application are in the "Write lost" lines; the status
   line counts them (in lines with --frame=line).
   The baud rate and stop bits an application sets are reported as the remote
@@ -313,6 +321,7 @@ class PtyPort(Port):
         *,
         frame: Frame = Frame.BYTES,
         slow: SlowClient = SlowClient.BLOCK,
+        buffer: int = 0,
     ):
         super().__init__(hub, index, f"{os.path.basename(link)}({index})", write_limit)
         if slow is SlowClient.DISCONNECT:
@@ -338,7 +347,7 @@ class PtyPort(Port):
         self._warned: set[str] = set()
         #: The application's queue, framing and drops: a pty is a port with one session.
         self.sessions = SessionSet(
-            SessionConfig(slow=slow, frame=frame, limit=write_limit, send_timeout_s=0.0)
+            SessionConfig(slow=slow, frame=frame, limit=write_limit, send_timeout_s=0.0, buffer=buffer)
         )
         #: The application holding the link now (None: nobody, or it left while reading was paused).
         self._session: Session | None = None
@@ -782,8 +791,13 @@ class PtyPort(Port):
         session = self._session
         now = self.hub.loop.time()
         if session is None:
-            self.sessions.send(data, now)  # follows the line starts for the next application
-            self.discard_unheard(len(data))
+            # --buffer keeps what it can for the next application; the buffer and
+            # the framing follow the line starts for it.
+            unheard = self.sessions.unheard
+            self.sessions.send(data, now)
+            kept = len(data) - (self.sessions.unheard - unheard)
+            self.discard_unheard(len(data) - kept)
+            self.bytes_out += kept
             return
         before = session.bytes_out
         dropped = self.sessions.send(data, now, self._block and src in self.fc_sources)
@@ -951,6 +965,7 @@ class PtyDriver(Driver):
         "--write-limit": DEFAULT_WRITE_LIMIT,
         "--frame": Frame.BYTES,
         "--slow-client": SlowClient.BLOCK,
+        "--buffer": 0,
     }
 
     def __init__(self, hub: HubLink):
@@ -963,6 +978,8 @@ class PtyDriver(Driver):
             return parse_write_limit(value)
         if name == "--frame":
             return parse_frame(value)
+        if name == "--buffer":
+            return parse_buffer(value)
         if name == "--slow-client":
             try:
                 return SlowClient(str(value).strip().lower())
@@ -987,6 +1004,7 @@ class PtyDriver(Driver):
             opt["--write-limit"],
             frame=opt["--frame"],
             slow=SlowClient.DROP if slow is SlowClient.DISCONNECT else slow,
+            buffer=opt["--buffer"],
         )
         if slow is SlowClient.DISCONNECT:
             port.warnings.append(

@@ -89,6 +89,7 @@ from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState
 
 from . import _netopts
 from ._netopts import IdleTimer, Keepalive
+from ._sessions import Frame, IdleBuffer, parse_buffer, parse_frame
 
 __all__ = [
     "USAGE",
@@ -139,6 +140,14 @@ Options:
                       Connects and disconnects are still reported. For
                       observer ports.
   --read-write        Undo --read-only for the following ports (the default).
+  --buffer=<bytes>    Keep up to <bytes> of the data written to a port while it
+                      has no connection (an idle listener, a client nobody
+                      asked to connect) and send it to the next connection
+                      first; what does not fit is unheard. Default 0: off.
+  --frame=<f>         b[ytes] or l[ine]. line: a connection that begins while
+                      the port's data is mid-line starts at the next line,
+                      and --buffer keeps whole lines only (lines end with
+                      LF: NMEA's CR LF and plain LF alike). Default bytes.
 {_netopts.KEEPALIVE_USAGE}{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}
 A listener without --interface listens on every interface, as hub4com does,
 and warns at start-up unless --allow or TLS with --tls-ca restricts who gets
@@ -795,6 +804,8 @@ class TcpPort(Port):
         read_only: bool = False,
         keepalive: Keepalive | None = None,
         idle_timeout_s: float = 0.0,
+        buffer: int = 0,
+        frame: Frame = Frame.BYTES,
         tls: TlsSettings | None = None,
         ssl_context: ssl.SSLContext | None = None,
         policy: ListenerPolicy | None = None,
@@ -813,6 +824,8 @@ class TcpPort(Port):
         self.ignored_requests = 0
         #: Keepalive timing of the connections (--keepalive...).
         self.keepalive = keepalive or Keepalive()
+        #: --buffer and --frame: output kept while nobody is connected, line starts.
+        self._buffer = IdleBuffer(buffer, frame is Frame.LINE) if buffer or frame is Frame.LINE else None
         #: Closes a connection that carried no data for --idle-timeout.
         self._idle = IdleTimer(hub.loop, idle_timeout_s, self._on_idle) if idle_timeout_s > 0 else None
         #: TLS settings and context (None: plain TCP).
@@ -965,20 +978,37 @@ class TcpPort(Port):
                 del self._listeners[key]
 
     def send_data(self, data: bytes) -> None:
-        """Write, hold for a connection on its way, or count as unheard (no connection)."""
+        """Write, hold for a connection on its way, or keep for the next connection
+        (--buffer) or count as unheard (no connection)."""
         st = self.state
+        buffer = self._buffer
         if st is State.CONNECTED:
             assert self._transport is not None
+            if buffer is not None:
+                data, skipped = buffer.live(data)
+                self.discard_unheard(skipped)
             self._transport.write(data)
             if self._idle is not None:
                 self._idle.touch()
         elif st is State.CONNECTING or self._wants_connection():
-            self._pending.append(data)
-            self._pending_bytes += len(data)
-            if self._pending_bytes > self.high_water:
-                self.set_write_paused(True)
+            if buffer is not None:
+                self._hold(buffer.begin())
+                data, skipped = buffer.live(data)
+                self.discard_unheard(skipped)
+            self._hold([data])
+        elif buffer is not None:
+            self.discard_unheard(buffer.nobody(data))
         else:
             self.discard_unheard(len(data))
+
+    def _hold(self, chunks: list[bytes]) -> None:
+        """Hold data for a connection on its way."""
+        for chunk in chunks:
+            if chunk:
+                self._pending.append(chunk)
+                self._pending_bytes += len(chunk)
+        if self._pending_bytes > self.high_water:
+            self.set_write_paused(True)
 
     def _wants_connection(self) -> bool:
         """A client that is (re)connecting or will connect once its old connection is gone."""
@@ -1171,6 +1201,10 @@ class TcpPort(Port):
         self._failures = 0
         if self._idle is not None:
             self._idle.start()
+        if self._buffer is not None:
+            kept = self._buffer.begin()  # before what was held meanwhile
+            self._pending[:0] = kept
+            self._pending_bytes += sum(map(len, kept))
         pending, self._pending = self._pending, []
         self._pending_bytes = 0
         for chunk in pending:
@@ -1285,6 +1319,8 @@ class TcpPort(Port):
         self._cancel_close_timer()
         if self._idle is not None:
             self._idle.stop()
+        if self._buffer is not None:
+            self._buffer.end()
         if transport is not None:
             # Whatever the transport still held is lost (asyncio may already have
             # dropped it after a send error; then this counts 0).
@@ -1367,6 +1403,8 @@ class TcpDriver(Driver):
         "--reconnect": Reconnect.DEFAULT,
         "--write-limit": DEFAULT_WRITE_LIMIT,
         "--read-only": False,
+        "--buffer": 0,
+        "--frame": Frame.BYTES,
         **_netopts.DEFAULTS,
         **_netsec.DEFAULTS,
     }
@@ -1392,6 +1430,10 @@ class TcpDriver(Driver):
             return parse_reconnect(value)
         if name == "--write-limit":
             return parse_write_limit(value)
+        if name == "--frame":
+            return parse_frame(value)
+        if name == "--buffer":
+            return parse_buffer(value)
         conv = _netopts.CONVERTERS.get(name) or _netsec.CONVERTERS.get(name)
         if conv is not None:
             return conv(value)
@@ -1444,6 +1486,8 @@ class TcpDriver(Driver):
             read_only=bool(options.get("--read-only")),
             keepalive=Keepalive.from_options(options),
             idle_timeout_s=options.get("--idle-timeout") or 0.0,
+            buffer=options.get("--buffer") or 0,
+            frame=options.get("--frame") or Frame.BYTES,
             tls=tls,
             ssl_context=context,
             policy=policy,

@@ -51,6 +51,7 @@ from ._sessions import (
     SessionSet,
     SlowClient,
     describe_drops,
+    parse_buffer,
     parse_frame,
 )
 from .tcp import format_hostport, parse_interface
@@ -221,7 +222,7 @@ _CONVERTERS = {
     "--send-timeout": _int_option("--send-timeout", "milliseconds"),
     "--frame": parse_frame,
     **_netopts.CONVERTERS,
-    "--buffer": _int_option("--buffer", "bytes"),
+    "--buffer": parse_buffer,
     "--sndbuf": _int_option("--sndbuf", "bytes"),
 }
 

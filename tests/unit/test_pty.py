@@ -198,7 +198,7 @@ async def sync_with_app(hub: FakeHub, ser: serial.Serial, token: bytes) -> None:
 
 
 def test_usage_declares_the_options_with_their_defaults() -> None:
-    assert option_names(USAGE) == {"--write-limit", "--frame", "--slow-client"}
+    assert option_names(USAGE) == {"--write-limit", "--frame", "--slow-client", "--buffer"}
     assert USAGE.startswith("Usage: pty [options]\n")
     assert f"Default {DEFAULT_WRITE_LIMIT}" in USAGE
     assert "Default bytes." in USAGE and "Default block." in USAGE
@@ -826,6 +826,42 @@ def test_line_framing_an_application_starts_at_the_next_line(run: Any, tmp_path:
             port.close()
 
     run(main())
+
+
+def test_buffer_gives_the_next_application_whole_lines_kept_while_closed(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", argv=("--frame=line", "--buffer=30"))
+        try:
+            port.write(LineData(b"RMC*00\r\n$GPGGA,1*00\r\n$GPRMC,2*00\r\n$GPVTG,3*00\r\n"), 0)
+            # the partial first line is skipped; GGA and RMC fit (26 B), VTG does not
+            assert port.unheard == 8 + 13 and port.bytes_out == 26
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(LineData(b"$GPGSA,4*00\r\n"), 0)
+            want = b"$GPGGA,1*00\r\n$GPRMC,2*00\r\n$GPGSA,4*00\r\n"
+            assert await asyncio.to_thread(read_fd_until, fd, b"GSA,4*00\r\n") == want
+            os.close(fd)
+            await disconnected(hub, port)
+            # kept again for the next application, from a line start
+            port.write(LineData(b"$GPGGA,5*00\r\n"), 0)
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port, 2)
+            assert await asyncio.to_thread(read_fd_until, fd, b"\n") == b"$GPGGA,5*00\r\n"
+            assert port.lost_total == 0
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_buffer_option_values() -> None:
+    driver = PtyDriver(object())  # type: ignore[arg-type]
+    assert driver.options["--buffer"] == 0
+    assert driver.config_arg("--buffer=4096") and driver.options["--buffer"] == 4096
+    with pytest.raises(UsageError, match="Invalid --buffer value"):
+        driver.config_arg("--buffer=4k")
 
 
 def test_line_framing_nothing_before_the_first_line_end(run: Any, tmp_path: Any) -> None:

@@ -17,7 +17,7 @@ from drivers._netopts import Keepalive
 from drivers.tcp import State, TcpDriver, TcpPort
 from drivers.tcpmulti import TcpMultiDriver
 from hub.errors import UsageError
-from hub.messages import LineData
+from hub.messages import Connect, LineData
 from tests.unit.test_tcp import (
     DEADLINE_S,
     SETTLE_S,
@@ -213,6 +213,82 @@ def test_no_idle_timeout_by_default(run: Any) -> None:
             await hub.wait_for(lambda: hub.connects(0) == [True], "CONNECT(TRUE)")
             await asyncio.sleep(SETTLE_S)
             assert hub.connects(0) == [True]
+            await close_writer(writer)
+        finally:
+            close_all(ports)
+
+    run(body)
+
+
+# ---- --buffer and --frame ---------------------------------------------------------
+
+
+def test_buffered_data_goes_to_the_first_client_in_whole_lines(run: Any) -> None:
+    async def body() -> None:
+        hub = FakeHub()
+        ports = make_ports(hub, "--interface=127.0.0.1", "--buffer=38", "--frame=line", "*0")
+        (port,) = ports
+        try:
+            port.start()
+            for chunk in (b"ial line\n$GPGGA,1*00\r\n", b"$GPRMC,2*00\r\n$GP", b"GSA,3*00\r\n$GPVTG,4"):
+                port.write(LineData(chunk), 5)
+            # kept: GGA and RMC (26 B); GSA does not fit, so nothing after it is kept
+            assert port.unheard == len(b"ial line\n") + len(b"$GPGSA,3*00\r\n") + len(b"$GPVTG,4")
+            assert port.bytes_out == 26
+            reader, writer = await open_client(port_of(port.listen_address))
+            await hub.wait_for(lambda: port.state is State.CONNECTED, "a session")
+            port.write(LineData(b"*00\r\n$GPGGA,5*00\r\n"), 5)  # the rest of VTG is skipped
+            want = b"$GPGGA,1*00\r\n$GPRMC,2*00\r\n$GPGGA,5*00\r\n"
+            assert await read_exactly(reader, len(want)) == want
+            assert port.unheard == 9 + 13 + 8 + 5
+            assert port.lost_total == 0
+            await close_writer(writer)
+            await hub.wait_for(lambda: port.state is State.IDLE, "the end of the session")
+            # between sessions the buffer collects again, for the next client
+            port.write(LineData(b"$GPRMC,6*00\r\n"), 5)
+            reader, writer = await open_client(port_of(port.listen_address))
+            assert await read_exactly(reader, 13) == b"$GPRMC,6*00\r\n"
+            await close_writer(writer)
+        finally:
+            close_all(ports)
+
+    run(body)
+
+
+def test_buffer_of_an_on_demand_client_goes_before_what_it_held(run: Any) -> None:
+    async def body() -> None:
+        hub = FakeHub()
+        server = Server()
+        await server.start()
+        ports = make_ports(hub, "--buffer=100", f"127.0.0.1:{server.port}")
+        (port,) = ports
+        try:
+            port.start()
+            port.write(LineData(b"kept "), 5)  # nobody asked for a connection: the buffer keeps it
+            assert port.unheard == 0 and server.transports == []
+            port.write(Connect(True), 5)
+            port.write(LineData(b"held"), 5)  # held while connecting
+            await server.wait_for(lambda: bytes(server.received) == b"kept held", "kept, then held data")
+        finally:
+            close_all(ports)
+            await server.stop()
+
+    run(body)
+
+
+def test_frame_line_without_buffer_starts_a_client_at_a_line_start(run: Any) -> None:
+    async def body() -> None:
+        hub = FakeHub()
+        ports = make_ports(hub, "--interface=127.0.0.1", "--frame=line", "*0")
+        (port,) = ports
+        try:
+            port.start()
+            port.write(LineData(b"one\ntw"), 5)
+            reader, writer = await open_client(port_of(port.listen_address))
+            await hub.wait_for(lambda: port.state is State.CONNECTED, "a session")
+            port.write(LineData(b"o\nthree\n"), 5)
+            assert await read_exactly(reader, 6) == b"three\n"
+            assert port.unheard == 6 + 2
             await close_writer(writer)
         finally:
             close_all(ports)
