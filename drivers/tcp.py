@@ -93,6 +93,7 @@ from ._sessions import Frame, IdleBuffer, parse_buffer, parse_frame
 
 __all__ = [
     "USAGE",
+    "Listen",
     "Reconnect",
     "State",
     "TcpAddress",
@@ -100,6 +101,7 @@ __all__ = [
     "TcpPort",
     "parse_address",
     "parse_interface",
+    "parse_listen",
     "parse_reconnect",
 ]
 
@@ -144,6 +146,11 @@ Options:
                       has no connection (an idle listener, a client nobody
                       asked to connect) and send it to the next connection
                       first; what does not fit is unheard. Default 0: off.
+  --listen=<when>     Listeners: a[lways] (the default) or o[n-demand]: the
+                      listening socket is open only while the port's
+                      connection counter is above 0, for example while an
+                      application holds a pty routed to the port; otherwise
+                      connecting is refused by the system.
   --frame=<f>         b[ytes] or l[ine]. line: a connection that begins while
                       the port's data is mid-line starts at the next line,
                       and --buffer keeps whole lines only (lines end with
@@ -315,6 +322,24 @@ def parse_address(path: str) -> TcpAddress:
     return TcpAddress(None, number, priority=priority, **flags)
 
 
+class Listen(enum.Enum):
+    """The values of --listen."""
+
+    #: The listening socket is open from start to close (hub4com's way).
+    ALWAYS = "always"
+    #: Open only while the port's connection counter is above 0.
+    ON_DEMAND = "on-demand"
+
+
+def parse_listen(text: str) -> Listen:
+    """--listen: a[lways] or o[n-demand] (any prefix, any case). Raises UsageError."""
+    t = text.strip().lower()
+    for word in Listen:
+        if t and word.value.startswith(t):
+            return word
+    raise UsageError(None, "Invalid --listen value (always or on-demand)")
+
+
 class Reconnect(enum.Enum):
     """The word values of --reconnect (a number of ms is kept as an int)."""
 
@@ -426,7 +451,7 @@ class _Listener:
         self.ssl_context = ssl_context
         self.gate = Gate(self.policy, ports=0)
         self._acceptor = Acceptor(lambda: self.label, self._has_room, self._accepted)
-        self.gate.limit.on_release = self._acceptor.watch
+        self.gate.limit.on_release = lambda: self._acceptor.watch()
         #: TLS connections in their handshake, and established ones waiting for a port.
         self._handshakes: dict[_TcpProtocol, asyncio.Task[None]] = {}
         self._ready: deque[_TcpProtocol] = deque()
@@ -452,26 +477,69 @@ class _Listener:
 
     # ---- opening ----------------------------------------------------------
 
-    def open(self, owner: str) -> None:
+    def open(self, owner: str, listen: bool = True) -> None:
         """Listen now (numeric or default interface) or start resolving a name.
 
-        Raises PortError naming `owner` if a numeric address cannot be bound.
+        With `listen` false (--listen=on-demand and no connection wanted yet)
+        a numeric address is only bound and released, so a bad one still
+        fails at start-up. Raises PortError naming `owner` if a numeric
+        address cannot be bound.
         """
+        if self.interface is not None and not _is_numeric_host(self.interface):
+            if listen:
+                self._task = self.loop.create_task(self._open_by_name())
+            return
+        try:
+            self.sock = self._bind_numeric()
+        except OSError as exc:
+            where = format_hostport(self.interface or "*", self.port)
+            raise PortError(owner, exc.errno, f"Cannot listen on {where}: {_reason(exc)}") from exc
+        if self.port == 0:  # keep the port the system picked for later openings
+            self.port = self.sock.getsockname()[1]
+        if listen:
+            self._listening()
+            return
+        self.sock.close()
+        self.sock = None
+
+    def _bind_numeric(self) -> socket.socket:
+        if self.interface is None:
+            return self._open_any()
+        flags = socket.AI_NUMERICHOST | socket.AI_PASSIVE
+        family, _, _, _, sockaddr = socket.getaddrinfo(
+            self.interface, self.port, type=socket.SOCK_STREAM, flags=flags
+        )[0]
+        return _listening_socket(family, sockaddr, self.interface == "::")
+
+    def update(self) -> None:
+        """--listen=on-demand: listen while some port wants connections, else close the socket."""
+        if self._closed:
+            return
+        wanted = any(p.wants_listening for p in self.ports)
+        if wanted and self.sock is None and self._task is None and self._retry is None:
+            self._reopen()
+        elif not wanted and self.sock is not None:
+            log.info("Stopped listening on %s until a connection is wanted (--listen)", self.address)
+            self._acceptor.close()
+            self._acceptor = Acceptor(lambda: self.label, self._has_room, self._accepted)
+            self.sock.close()
+            self.sock = None
+
+    def _reopen(self) -> None:
         if self.interface is not None and not _is_numeric_host(self.interface):
             self._task = self.loop.create_task(self._open_by_name())
             return
         try:
-            if self.interface is None:
-                self.sock = self._open_any()
-            else:
-                flags = socket.AI_NUMERICHOST | socket.AI_PASSIVE
-                family, _, _, _, sockaddr = socket.getaddrinfo(
-                    self.interface, self.port, type=socket.SOCK_STREAM, flags=flags
-                )[0]
-                self.sock = _listening_socket(family, sockaddr, self.interface == "::")
+            self.sock = self._bind_numeric()
         except OSError as exc:
-            where = format_hostport(self.interface or "*", self.port)
-            raise PortError(owner, exc.errno, f"Cannot listen on {where}: {_reason(exc)}") from exc
+            log.error(
+                "Cannot listen on %s: %s; retrying in %g s",
+                format_hostport(self.interface or "*", self.port),
+                _reason(exc),
+                _LISTEN_RETRY_S,
+            )
+            self._retry = self.loop.call_later(_LISTEN_RETRY_S, self._retry_open)
+            return
         self._listening()
 
     def _open_any(self) -> socket.socket:
@@ -509,11 +577,12 @@ class _Listener:
             return
         self.sock = sock
         self._listening()
+        self.update()  # no longer wanted meanwhile (--listen=on-demand)
 
     def _retry_open(self) -> None:
         self._retry = None
-        if not self._closed:
-            self._task = self.loop.create_task(self._open_by_name())
+        if not self._closed and any(p.wants_listening for p in self.ports):
+            self._reopen()
 
     def _listening(self) -> None:
         tls = ""
@@ -806,6 +875,7 @@ class TcpPort(Port):
         idle_timeout_s: float = 0.0,
         buffer: int = 0,
         frame: Frame = Frame.BYTES,
+        listen: Listen = Listen.ALWAYS,
         tls: TlsSettings | None = None,
         ssl_context: ssl.SSLContext | None = None,
         policy: ListenerPolicy | None = None,
@@ -824,6 +894,8 @@ class TcpPort(Port):
         self.ignored_requests = 0
         #: Keepalive timing of the connections (--keepalive...).
         self.keepalive = keepalive or Keepalive()
+        #: --listen=on-demand: a listener's socket is open only while its counter is above 0.
+        self.listen_on_demand = listen is Listen.ON_DEMAND and not address.is_client
         #: --buffer and --frame: output kept while nobody is connected, line starts.
         self._buffer = IdleBuffer(buffer, frame is Frame.LINE) if buffer or frame is Frame.LINE else None
         #: Closes a connection that carried no data for --idle-timeout.
@@ -876,6 +948,11 @@ class TcpPort(Port):
         )
 
     @property
+    def wants_listening(self) -> bool:
+        """A listener port that wants its socket open now (see --listen)."""
+        return not self.listen_on_demand or self.connection_counter > 0
+
+    @property
     def listen_address(self) -> str | None:
         """A listener's bound address (host:port), or None."""
         return self._listener.address if self._listener is not None else None
@@ -891,6 +968,8 @@ class TcpPort(Port):
         if st is State.WAITING:
             return "busy until disconnected"
         if not self.address.is_client and st is State.IDLE:
+            if self.listen_address is None and not self.wants_listening:
+                return f"not listening on port {self.address.port} until a connection is wanted"
             return f"listening on {self.listen_address or self.address}"
         if self._timer is not None:
             return f"not connected, reconnecting to {self.address}"
@@ -904,7 +983,7 @@ class TcpPort(Port):
             return PortState.CONNECTING
         if st is State.CLOSED:
             return PortState.CLOSED
-        if not self.address.is_client and self.listen_address is None:
+        if not self.address.is_client and self.listen_address is None and self.wants_listening:
             return PortState.DOWN
         return PortState.CONNECTING if self._timer is not None else PortState.WAITING
 
@@ -912,7 +991,9 @@ class TcpPort(Port):
         if self.state is State.CLOSED:
             return None
         if not self.address.is_client:
-            return None if self.listen_address is not None else f"not listening on port {self.address.port}"
+            if self.listen_address is not None or not self.wants_listening:
+                return None
+            return f"not listening on port {self.address.port}"
         if self.address.permanent and self.state is not State.CONNECTED:
             return f"not connected to {self.address}"
         return None
@@ -946,12 +1027,16 @@ class TcpPort(Port):
             listener = _Listener(
                 self.hub.loop, self.interface, self.address.port, self.policy, self.ssl_context
             )
-            listener.open(self.name)
+            listener.open(self.name, listen=self.wants_listening)
             self._listeners[key] = listener
             for text in self.warnings:
                 log.warning("Warning: %s", text)
         self._listener = listener
         listener.attach(self)
+        if self.listen_on_demand:
+            if not self.wants_listening:
+                log.info("%s listens on port %d only while a connection is wanted", self.name, listener.port)
+            listener.update()
 
     def close(self) -> None:
         """Close the connection, stop timers, leave the listener. Never raises."""
@@ -1043,6 +1128,8 @@ class TcpPort(Port):
         st = self.state
         if st is State.CLOSED:
             return
+        if self.listen_on_demand and self._listener is not None:
+            self._listener.update()
         client = self.address.is_client
         if up:
             self._half_close_when_up = False
@@ -1405,6 +1492,7 @@ class TcpDriver(Driver):
         "--read-only": False,
         "--buffer": 0,
         "--frame": Frame.BYTES,
+        "--listen": Listen.ALWAYS,
         **_netopts.DEFAULTS,
         **_netsec.DEFAULTS,
     }
@@ -1432,6 +1520,8 @@ class TcpDriver(Driver):
             return parse_write_limit(value)
         if name == "--frame":
             return parse_frame(value)
+        if name == "--listen":
+            return parse_listen(value)
         if name == "--buffer":
             return parse_buffer(value)
         conv = _netopts.CONVERTERS.get(name) or _netsec.CONVERTERS.get(name)
@@ -1488,6 +1578,7 @@ class TcpDriver(Driver):
             idle_timeout_s=options.get("--idle-timeout") or 0.0,
             buffer=options.get("--buffer") or 0,
             frame=options.get("--frame") or Frame.BYTES,
+            listen=options.get("--listen") or Listen.ALWAYS,
             tls=tls,
             ssl_context=context,
             policy=policy,

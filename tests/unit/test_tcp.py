@@ -319,6 +319,7 @@ def test_usage_declares_the_options() -> None:
         "--read-write",
         "--buffer",
         "--frame",
+        "--listen",
         *_netopts.DEFAULTS,
         *security,
     }

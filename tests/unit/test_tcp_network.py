@@ -16,7 +16,7 @@ from drivers import _netopts
 from drivers._netopts import Keepalive
 from drivers.tcp import State, TcpDriver, TcpPort
 from drivers.tcpmulti import TcpMultiDriver
-from hub.errors import UsageError
+from hub.errors import PortError, UsageError
 from hub.messages import Connect, LineData
 from tests.unit.test_tcp import (
     DEADLINE_S,
@@ -294,3 +294,78 @@ def test_frame_line_without_buffer_starts_a_client_at_a_line_start(run: Any) -> 
             close_all(ports)
 
     run(body)
+
+
+# ---- --listen=on-demand --------------------------------------------------------------
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def refused(number: int) -> bool:
+    try:
+        _, writer = await open_client(number)
+    except ConnectionRefusedError:
+        return True
+    await close_writer(writer)
+    return False
+
+
+def test_on_demand_listener_listens_only_while_a_connection_is_wanted(run: Any) -> None:
+    async def body() -> None:
+        hub = FakeHub()
+        number = free_tcp_port()
+        ports = make_ports(hub, "--interface=127.0.0.1", "--listen=on-demand", f"{number}")
+        (port,) = ports
+        try:
+            port.start()
+            assert port.listen_address is None and await refused(number)
+            assert port.status() == f"not listening on port {number} until a connection is wanted"
+            assert port.problem() is None and port.port_state().value == "waiting"
+            port.write(Connect(True), 5)
+            assert port.listen_address == f"127.0.0.1:{number}"
+            reader, writer = await open_client(number)
+            await hub.wait_for(lambda: port.state is State.CONNECTED, "a session")
+            port.write(LineData(b"hi"), 5)
+            assert await read_exactly(reader, 2) == b"hi"
+            port.write(Connect(False), 5)  # not wanted: no socket, and the session half-closes
+            assert port.listen_address is None and await refused(number)
+            assert await asyncio.wait_for(reader.read(), DEADLINE_S) == b""
+            await close_writer(writer)
+            port.write(Connect(True), 5)
+            _, writer = await open_client(number)
+            await close_writer(writer)
+        finally:
+            close_all(ports)
+
+    run(body)
+
+
+def test_on_demand_listener_with_a_bad_address_fails_at_start(run: Any) -> None:
+    async def body() -> None:
+        hub = FakeHub()
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            number = taken.getsockname()[1]
+            ports = make_ports(hub, "--interface=127.0.0.1", "--listen=o", f"{number}")
+            with pytest.raises(PortError, match=r"Cannot listen on 127\.0\.0\.1:"):
+                ports[0].start()
+            close_all(ports)
+
+    run(body)
+
+
+@pytest.mark.parametrize(
+    ("arg", "ok"), [("--listen=ALWAYS", True), ("--listen=on", True), ("--listen=x", False)]
+)
+def test_listen_option_values(arg: str, ok: bool) -> None:
+    drv = TcpDriver(None)  # type: ignore[arg-type]
+    if ok:
+        assert drv.config_arg(arg)
+    else:
+        with pytest.raises(UsageError, match="Invalid --listen value"):
+            drv.config_arg(arg)
