@@ -80,11 +80,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub import netsec as _netsec
+from hub import password as _password
 from hub.accept import Acceptor
 from hub.errors import PortError, UsageError
 from hub.logs import SELF_LIMITED, peer_text
 from hub.messages import Connect, FlowControl, LineData, Message
 from hub.netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
+from hub.password import Admission, Secret
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
 
 from . import _netopts
@@ -155,7 +157,7 @@ Options:
                       the port's data is mid-line starts at the next line,
                       and --buffer keeps whole lines only (lines end with
                       LF: NMEA's CR LF and plain LF alike). Default bytes.
-{_netopts.KEEPALIVE_USAGE}{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}
+{_netopts.KEEPALIVE_USAGE}{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}{_password.PASSWORD_USAGE}
 A listener without --interface listens on every interface, as hub4com does,
 and warns at start-up unless --allow or TLS with --tls-ca restricts who gets
 in; --interface=127.0.0.1 keeps it local (an explicit --interface=0.0.0.0
@@ -455,6 +457,8 @@ class _Listener:
         #: TLS connections in their handshake, and established ones waiting for a port.
         self._handshakes: dict[_TcpProtocol, asyncio.Task[None]] = {}
         self._ready: deque[_TcpProtocol] = deque()
+        #: Connections checking their password (--password-file).
+        self._admitting: set[_TcpProtocol] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
@@ -645,7 +649,7 @@ class _Listener:
         if ticket is None:
             self._refuse(conn, peer, verdict, port)
             return
-        if self.ssl_context is None:
+        if self.ssl_context is None and self.policy.password is None:
             self._idle.remove(port)
             port._take(conn, peer, ticket)
         else:
@@ -662,29 +666,27 @@ class _Listener:
         else:
             log.warning("%s: %s", self.label, text, extra=SELF_LIMITED)
 
-    # ---- TLS handshakes -----------------------------------------------------
+    # ---- TLS handshakes and passwords, before a port takes a connection ------
 
     def _handshake(self, conn: socket.socket, peer: str, ticket: Ticket) -> None:
+        """Wrap a connection in a transport of the listener's own (TLS: handshake), to
+        hand it to a port once it is ready (TLS done, password right)."""
         proto = _TcpProtocol(None, ticket, self)
         proto.peer = peer
         self._handshakes[proto] = self.loop.create_task(self._handshake_task(proto, conn))
 
     async def _handshake_task(self, proto: _TcpProtocol, conn: socket.socket) -> None:
-        assert self.ssl_context is not None
-        timeout_s = self.policy.tls.timeout_s if self.policy.tls is not None else None
+        tls = _netsec.accept_tls_args(self.ssl_context, self.policy)
         try:
             conn.setblocking(False)
-            await self.loop.connect_accepted_socket(
-                lambda: proto,
-                sock=conn,
-                ssl=self.ssl_context,
-                ssl_handshake_timeout=timeout_s,
-                ssl_shutdown_timeout=timeout_s,
-            )
+            await self.loop.connect_accepted_socket(lambda: proto, sock=conn, **tls)
         except OSError as exc:  # ssl.SSLError, a reset, the handshake timeout
             conn.close()
             proto.release()
             if self._handshakes.pop(proto, None) is None or self._closed:
+                return
+            if not tls:
+                log.debug("%s: connection from %s failed: %s", self.label, proto.peer, _reason(exc))
                 return
             text = self.gate.handshake_failed(proto.peer, exc, self.loop.time())
             if text is None:
@@ -700,18 +702,52 @@ class _Listener:
             self._handshakes.pop(proto, None)
 
     def _tls_ready(self, proto: _TcpProtocol, transport: asyncio.Transport) -> None:
-        """A handshake completed (from connection_made): hand it to a port or let it wait."""
+        """A handshake completed (from connection_made): check the password, then hand
+        the connection to a port or let it wait."""
         self._handshakes.pop(proto, None)
         proto.transport = transport
         if self._closed:
             transport.abort()
             return
-        transport.pause_reading()
+        secret = self.policy.password
+        if secret is not None:
+            self._admitting.add(proto)
+            proto.admission = Admission(
+                self.loop,
+                transport,
+                secret,
+                self.policy.password_timeout_s,
+                lambda rest: self._password_ok(proto, rest),
+                lambda reason: self._password_failed(proto, reason),
+            )
+            return
+        self._wait_for_port(proto)
+
+    def _wait_for_port(self, proto: _TcpProtocol) -> None:
+        assert proto.transport is not None
+        proto.transport.pause_reading()
         self._ready.append(proto)
         self._dispatch()
 
+    def _password_ok(self, proto: _TcpProtocol, rest: bytes) -> None:
+        self._admitting.discard(proto)
+        proto.admission = None
+        log.debug("%s: %s sent the right password", self.label, proto.peer)
+        if rest:
+            proto.held.append(rest)
+            proto.held_bytes += len(rest)
+        self._wait_for_port(proto)
+
+    def _password_failed(self, proto: _TcpProtocol, reason: str) -> None:
+        text = self.gate.password_failed(proto.peer, reason, self.loop.time())
+        if text is None:
+            self._arm_flush()
+        else:
+            log.warning("%s: %s", self.label, text, extra=SELF_LIMITED)
+
     def _ready_lost(self, proto: _TcpProtocol) -> None:
-        """A TLS connection closed before a port took it."""
+        """A connection (TLS, or checking its password) closed before a port took it."""
+        self._admitting.discard(proto)
         with contextlib.suppress(ValueError):
             self._ready.remove(proto)
 
@@ -759,7 +795,8 @@ class _Listener:
         for task in handshakes.values():
             task.cancel()
         ready, self._ready = self._ready, deque()
-        for proto in ready:
+        admitting, self._admitting = self._admitting, set()
+        for proto in [*ready, *admitting]:
             if proto.transport is not None:
                 proto.transport.abort()
         if self.sock is not None:
@@ -802,7 +839,7 @@ class _TcpProtocol(asyncio.Protocol):
     released when the connection ends.
     """
 
-    __slots__ = ("held", "held_bytes", "listener", "peer", "port", "ticket", "transport")
+    __slots__ = ("admission", "held", "held_bytes", "listener", "peer", "port", "ticket", "transport")
 
     def __init__(self, port: TcpPort | None, ticket: Ticket | None = None, listener: _Listener | None = None):
         self.port = port
@@ -812,6 +849,8 @@ class _TcpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.held: list[bytes] = []
         self.held_bytes = 0
+        #: --password-file: the password check, until a port takes the connection.
+        self.admission: Admission | None = None
 
     def release(self) -> None:
         ticket, self.ticket = self.ticket, None
@@ -830,6 +869,9 @@ class _TcpProtocol(asyncio.Protocol):
         if self.port is not None:
             self.port._data_received(self, data)
             return
+        if self.admission is not None:
+            self.admission.feed(data)  # the password line (ignored once refused)
+            return
         # Waiting for a port with reading paused; a transport may still hand over a chunk.
         self.held.append(data)
         self.held_bytes += len(data)
@@ -843,6 +885,9 @@ class _TcpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.release()
+        if self.admission is not None:
+            self.admission.lost()
+            self.admission = None
         if self.port is not None:
             self.port._connection_lost(self, exc)
         elif self.listener is not None:
@@ -876,6 +921,7 @@ class TcpPort(Port):
         buffer: int = 0,
         frame: Frame = Frame.BYTES,
         listen: Listen = Listen.ALWAYS,
+        password: Secret | None = None,
         tls: TlsSettings | None = None,
         ssl_context: ssl.SSLContext | None = None,
         policy: ListenerPolicy | None = None,
@@ -894,6 +940,8 @@ class TcpPort(Port):
         self.ignored_requests = 0
         #: Keepalive timing of the connections (--keepalive...).
         self.keepalive = keepalive or Keepalive()
+        #: --password-file of a client port: sent first on every connection.
+        self.password = password if address.is_client else None
         #: --listen=on-demand: a listener's socket is open only while its counter is above 0.
         self.listen_on_demand = listen is Listen.ON_DEMAND and not address.is_client
         #: --buffer and --frame: output kept while nobody is connected, line starts.
@@ -1288,6 +1336,8 @@ class TcpPort(Port):
         self._failures = 0
         if self._idle is not None:
             self._idle.start()
+        if self.password is not None and self.address.is_client:
+            transport.write(self.password.line())  # before anything else; never counted or traced
         if self._buffer is not None:
             kept = self._buffer.begin()  # before what was held meanwhile
             self._pending[:0] = kept
@@ -1495,6 +1545,7 @@ class TcpDriver(Driver):
         "--listen": Listen.ALWAYS,
         **_netopts.DEFAULTS,
         **_netsec.DEFAULTS,
+        **_password.DEFAULTS,
     }
 
     def __init__(self, hub: HubLink):
@@ -1524,7 +1575,7 @@ class TcpDriver(Driver):
             return parse_listen(value)
         if name == "--buffer":
             return parse_buffer(value)
-        conv = _netopts.CONVERTERS.get(name) or _netsec.CONVERTERS.get(name)
+        conv = _netopts.CONVERTERS.get(name) or _netsec.CONVERTERS.get(name) or _password.CONVERTERS.get(name)
         if conv is not None:
             return conv(value)
         return value
@@ -1557,14 +1608,19 @@ class TcpDriver(Driver):
             if first[0] != policy:
                 raise UsageError(
                     path,
-                    f"Listener ports on one address need the same TLS, --allow, --deny, --max-rate and "
-                    f"--max-connections options as '{first[1]}'",
+                    f"Listener ports on one address need the same TLS, --allow, --deny, --max-rate, "
+                    f"--max-connections and --password options as '{first[1]}'",
                 )
             exposure = _netsec.exposure_warning(f"TCP({index})", address.port, interface, policy)
             if exposure is not None:
                 warnings.append(exposure)
         elif tls is not None and tls.verify is _netsec.Verify.NONE:
             warnings.append(f"TCP({index}) does not verify the TLS server {address} (--tls-verify=none)")
+        secret: Secret | None = options.get("--password-file")
+        if secret is not None:
+            warnings += _password.warnings(
+                f"TCP({index})", secret, address.host or interface, tls is not None
+            )
         return TcpPort(
             self.hub,
             index,
@@ -1579,6 +1635,7 @@ class TcpDriver(Driver):
             buffer=options.get("--buffer") or 0,
             frame=options.get("--frame") or Frame.BYTES,
             listen=options.get("--listen") or Listen.ALWAYS,
+            password=options.get("--password-file"),
             tls=tls,
             ssl_context=context,
             policy=policy,

@@ -31,12 +31,14 @@ import struct
 from typing import Any
 
 from hub import netsec as _netsec
+from hub import password as _password
 from hub.accept import Acceptor
 from hub.chain import Sticky
 from hub.errors import PortError, UsageError
 from hub.logs import SELF_LIMITED
 from hub.messages import Connect, FlowControl, LineData, Message
 from hub.netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
+from hub.password import Admission
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
 
 from . import _netopts
@@ -124,7 +126,7 @@ Options:
   --write-limit=<s>    Queue limit of each session in bytes; 0 discards
                        everything written to the port.
                        Default {DEFAULT_WRITE_LIMIT}.
-{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}
+{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}{_password.PASSWORD_USAGE}
 Without --max-connections a tcp-multi port holds --max-clients plus
 {_netsec.EXTRA_CONNECTIONS} connections (sessions and TLS handshakes), or any
 number without --max-clients.
@@ -311,7 +313,7 @@ class _SessionProtocol(asyncio.Protocol):
     to connection_lost.
     """
 
-    __slots__ = ("controlled", "peer", "port", "session", "ticket", "transport", "xoff")
+    __slots__ = ("admission", "controlled", "peer", "port", "session", "ticket", "transport", "xoff")
 
     def __init__(self, port: TcpMultiPort, peer: str, ticket: Ticket):
         self.port = port
@@ -324,20 +326,30 @@ class _SessionProtocol(asyncio.Protocol):
         #: Whether the session could change the port when it ended (for what its
         #: filters send at the end: the lines its peer drove drop).
         self.controlled = False
+        #: --password-file: the password check, before the connection becomes a session.
+        self.admission: Admission | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.port._accepted(self)
+        if self.port.policy.password is None:
+            self.port._accepted(self)
+        else:
+            self.port._check_password(self)
 
     def data_received(self, data: bytes) -> None:
         if self.session is not None:
             self.port._session_data(self.session, data)
+        elif self.admission is not None:
+            self.admission.feed(data)  # the password line (ignored once refused)
 
     def eof_received(self) -> bool:
         return False  # the client shut down its side: the session is over
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ticket.release()
+        if self.admission is not None:
+            self.admission.lost()
+            self.port._admitting.discard(self)
         if self.session is not None:
             self.port._session_lost(self.session, exc)
 
@@ -424,6 +436,8 @@ class TcpMultiPort(Port):
         self._flush_timer: asyncio.TimerHandle | None = None
         #: Accepted connections being wrapped in a transport (TLS: handshaking).
         self._wrapping: set[asyncio.Task[None]] = set()
+        #: Connections checking their password (--password-file).
+        self._admitting: set[_SessionProtocol] = set()
         self._timer: asyncio.TimerHandle | None = None
         #: Data that arrived while reading was paused: (session, data) for a session
         #: with filters, (None, data) for data already admitted.
@@ -519,6 +533,10 @@ class TcpMultiPort(Port):
         wrapping, self._wrapping = self._wrapping, set()
         for task in wrapping:
             task.cancel()
+        admitting, self._admitting = self._admitting, set()
+        for proto in admitting:
+            if proto.transport is not None:
+                proto.transport.abort()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -558,14 +576,7 @@ class TcpMultiPort(Port):
 
     async def _wrap(self, proto: _SessionProtocol, conn: socket.socket) -> None:
         """Make a transport of an accepted connection (TLS: the handshake)."""
-        tls: dict[str, Any] = {}
-        if self.ssl_context is not None:
-            timeout_s = self.policy.tls.timeout_s if self.policy.tls is not None else None
-            tls = {
-                "ssl": self.ssl_context,
-                "ssl_handshake_timeout": timeout_s,
-                "ssl_shutdown_timeout": timeout_s,
-            }
+        tls = _netsec.accept_tls_args(self.ssl_context, self.policy)
         try:
             conn.setblocking(False)
             await self.hub.loop.connect_accepted_socket(lambda: proto, sock=conn, **tls)
@@ -676,6 +687,38 @@ class TcpMultiPort(Port):
         """Raw TCP carries no signals: baud rates, pins and the like are ignored."""
 
     # ---- sessions ----------------------------------------------------------------
+
+    def _check_password(self, proto: _SessionProtocol) -> None:
+        """--password-file: the connection becomes a session once it sent the password."""
+        secret = self.policy.password
+        assert secret is not None and proto.transport is not None
+        if self._closed:
+            proto.transport.abort()
+            return
+        self._admitting.add(proto)
+        proto.admission = Admission(
+            self.hub.loop,
+            proto.transport,
+            secret,
+            self.policy.password_timeout_s,
+            lambda rest: self._password_ok(proto, rest),
+            lambda reason: self._password_failed(proto, reason),
+        )
+
+    def _password_ok(self, proto: _SessionProtocol, rest: bytes) -> None:
+        self._admitting.discard(proto)
+        proto.admission = None
+        log.debug("%s: %s sent the right password", self.name, proto.peer)
+        self._accepted(proto)
+        if rest and proto.session is not None:
+            self._session_data(proto.session, rest)
+
+    def _password_failed(self, proto: _SessionProtocol, reason: str) -> None:
+        text = self.gate.password_failed(proto.peer, reason, self.hub.loop.time())
+        if text is None:
+            self._arm_flush()
+        else:
+            log.warning("%s: %s", self.name, text, extra=SELF_LIMITED)
 
     def _accepted(self, proto: _SessionProtocol) -> None:
         transport = proto.transport
@@ -935,6 +978,7 @@ class TcpMultiDriver(Driver):
         "--sndbuf": 0,
         "--write-limit": DEFAULT_WRITE_LIMIT,
         **_netsec.DEFAULTS,
+        **_password.DEFAULTS,
     }
 
     def __init__(self, hub: HubLink):
@@ -951,7 +995,7 @@ class TcpMultiDriver(Driver):
         return True
 
     def convert_option(self, name: str, value: Any) -> Any:
-        conv = _CONVERTERS.get(name) or _netsec.CONVERTERS.get(name)
+        conv = _CONVERTERS.get(name) or _netsec.CONVERTERS.get(name) or _password.CONVERTERS.get(name)
         return value if conv is None else conv(value)
 
     def create_port(self, index: int, path: str, options: dict[str, Any]) -> TcpMultiPort:
@@ -977,6 +1021,8 @@ class TcpMultiDriver(Driver):
         exposure = _netsec.exposure_warning(f"TCPM({index})", port, interface, policy)
         if exposure is not None:
             warnings.append(exposure)
+        if policy.password is not None:
+            warnings += _password.warnings(f"TCPM({index})", policy.password, interface, tls is not None)
         slow: SlowClient = opt["--slow-client"]
         send_timeout = opt["--send-timeout"]
         if send_timeout is None:

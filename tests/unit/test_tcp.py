@@ -320,6 +320,8 @@ def test_usage_declares_the_options() -> None:
         "--buffer",
         "--frame",
         "--listen",
+        "--password-file",
+        "--password-timeout",
         *_netopts.DEFAULTS,
         *security,
     }
