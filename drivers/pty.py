@@ -7,7 +7,9 @@ file beside the link (/tmp/gps1.lock, `drivers._ptylink`): a link another
 running hub holds is refused at start-up, naming that hub's pid; a link left
 by a hub that was killed is replaced, and so is a symlink to a pty slave left
 by an earlier run; any other file there is refused. The link is removed when
-the port closes, if it still points at our pty.
+the port closes, if it still points at our pty. With --replace-link a symlink
+no hub made (a /dev/serial/by-id/ entry) is taken over instead: its target is
+recorded in the lock file and the link points back at it when the port closes.
 
 How it works on Linux
 ---------------------
@@ -106,7 +108,7 @@ from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState
 
 from ._fdio import READ_SIZE, FdStream
 from ._inotify import IN_CLOSE, IN_OPEN, Watch, inotify_for
-from ._ptylink import LinkLock, directory_warning
+from ._ptylink import LinkLock, directory_warning, replace_symlink
 from ._sessions import (
     Chunk,
     Frame,
@@ -133,7 +135,8 @@ creates to a new pty, such as /tmp/gps1; applications open that path as a serial
 port. The port is shown as the path's last part and its number, for example
 gps1(2). The hub locks <path>.lock while it runs: a link another running hub
 holds is refused (naming its pid); one left by a killed hub, or a symlink to a
-pty from an earlier run, is replaced; any other file is refused. The link is
+pty from an earlier run, is replaced; any other file is refused (a symlink
+can be taken over with --replace-link). The link is
 removed when the hub stops, if it still points at the hub's pty. The options apply to every pty port
 after them. Like all driver options they reach every driver: the options of
 the same names given for tcp-multi ports (or for mqtt ports: --frame) apply to
@@ -155,6 +158,15 @@ Options:
                      The tcp-multi value disconnect (sticky options reach
                      every driver) means drop here, with a warning: the hub
                      cannot close an application's end of a pty.
+  --replace-link     The following ports may take over a symlink that no hub
+                     made, such as a /dev/serial/by-id/ entry, so that
+                     applications configured for a device open the hub's
+                     port instead: the link points at the pty while the hub
+                     runs and back at its old target when the hub stops
+                     (SIGTERM and SIGINT too; after kill -9 the next hub on
+                     the path restores it, and the lock file names it).
+                     Never a regular file or a device node.
+  --no-replace-link  Undo --replace-link for the following ports (the default).
   --buffer=<bytes>   Keep up to <bytes> of the data written while no
                      application has the path open, and give it to the next
                      application that opens it (with --frame=line whole lines
@@ -322,6 +334,7 @@ class PtyPort(Port):
         frame: Frame = Frame.BYTES,
         slow: SlowClient = SlowClient.BLOCK,
         buffer: int = 0,
+        replace_link: bool = False,
     ):
         super().__init__(hub, index, f"{os.path.basename(link)}({index})", write_limit)
         if slow is SlowClient.DISCONNECT:
@@ -357,6 +370,8 @@ class PtyPort(Port):
         self.warnings: list[str] = []
         #: The lock beside the link, held from start to close.
         self._lock = LinkLock(link)
+        #: --replace-link: a symlink no hub made may be taken over while the hub runs.
+        self.replace_link = replace_link
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "idle"
@@ -506,16 +521,25 @@ class PtyPort(Port):
             self._poller = None
 
     def _claim_link(self) -> None:
-        """Refuse a symlink at the link that no hub made (with the lock held). Raises UsageError."""
-        if os.path.islink(self.link) and not self._lock.may_replace():
+        """Refuse a symlink at the link that no hub made, unless --replace-link takes it
+        over (its target is recorded first). With the lock held. Raises UsageError."""
+        if self._lock.original is not None:
+            log.info("%s: a killed hub had replaced %s; restoring it at exit", self.name, self.link)
+            return
+        if not os.path.islink(self.link) or self._lock.may_replace():
+            return
+        target = os.readlink(self.link)
+        if not self.replace_link:
             raise UsageError(
                 self.link,
-                f"The pty link path is a symlink to {os.readlink(self.link)} that no hub made; "
-                "remove it or choose another path",
+                f"The pty link path is a symlink to {target} that no hub made; remove it, choose "
+                "another path, or give --replace-link to take it over while the hub runs",
             )
+        self._lock.keep_original(target)
+        log.info("%s: taking over %s (a link to %s) while the hub runs", self.name, self.link, target)
 
     def _make_link(self) -> None:
-        """Point the link at the slave, replacing a symlink that is there.
+        """Point the link at the slave, replacing a symlink that is there (atomically).
 
         Raises UsageError if another kind of file is in the way, OSError if the
         link cannot be made.
@@ -526,16 +550,25 @@ class PtyPort(Port):
         except FileExistsError:
             if not os.path.islink(self.link):
                 raise UsageError(self.link, "The pty link path exists and is not a symlink") from None
-        os.unlink(self.link)
-        os.symlink(self.slave_path, self.link)
+        replace_symlink(self.slave_path, self.link)
 
     def _remove_link(self) -> None:
+        """Remove the link, or point a taken-over one back at its target, if it is still ours."""
+        original = self._lock.original
         try:
-            if self.slave_path and os.readlink(self.link) == self.slave_path:
+            if not (self.slave_path and os.readlink(self.link) == self.slave_path):
+                if original is not None:
+                    log.warning("%s: %s changed while the hub ran; not restoring it", self.name, self.link)
+                return
+            if original is None:
                 os.unlink(self.link)
+            else:
+                replace_symlink(original, self.link)
+                log.info("%s: %s links to %s again", self.name, self.link, original)
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.EINVAL):
-                log.warning("%s: cannot remove %s: %s", self.name, self.link, exc.strerror)
+                what = "restore" if original is not None else "remove"
+                log.warning("%s: cannot %s %s: %s", self.name, what, self.link, exc.strerror)
 
     def _renew_pty(self) -> None:
         """Move the link to a new pty (the old slave is stuck in exclusive mode)."""
@@ -966,11 +999,19 @@ class PtyDriver(Driver):
         "--frame": Frame.BYTES,
         "--slow-client": SlowClient.BLOCK,
         "--buffer": 0,
+        "--replace-link": False,
     }
 
     def __init__(self, hub: HubLink):
         super().__init__(hub)
         self._links: set[str] = set()
+
+    def config_arg(self, arg: str) -> bool:
+        if not super().config_arg(arg):
+            return False
+        if self.options.pop("--no-replace-link", False):
+            self.options["--replace-link"] = False
+        return True
 
     def convert_option(self, name: str, value: Any) -> Any:
         """Validate one option value; return it typed. Raises UsageError."""
@@ -1005,6 +1046,7 @@ class PtyDriver(Driver):
             frame=opt["--frame"],
             slow=SlowClient.DROP if slow is SlowClient.DISCONNECT else slow,
             buffer=opt["--buffer"],
+            replace_link=bool(opt["--replace-link"]),
         )
         if slow is SlowClient.DISCONNECT:
             port.warnings.append(
