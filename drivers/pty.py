@@ -31,8 +31,9 @@ noticed by the data it left: connect, data, disconnect.
 Data written to the port while no application has it open is dropped and
 counted as unheard (status lines), not as lost; with --buffer the port keeps
 up to that much of it for the next application (whole lines with line
-framing), as a tcp-multi port does for its first client. The application that holds the link is the port's one
-session in the sense of the tcp-multi listener (`drivers._sessions`): its
+framing), as a tcp-multi port does for its first client. The application
+that holds the link is the port's one session in the sense of the tcp-multi
+listener (`drivers._sessions`): its
 queue (--write-limit), line framing (--frame) and what happens when the queue
 is full (--slow-client) follow the same rules. The port writes to the master
 only what the kernel takes (it holds 16 to 20 KiB the application has not

@@ -796,6 +796,9 @@ class _Listener:
             task.cancel()
         ready, self._ready = self._ready, deque()
         admitting, self._admitting = self._admitting, set()
+        for proto in admitting:
+            if proto.admission is not None:
+                proto.admission.cancel()  # the hub stops: not a refused password
         for proto in [*ready, *admitting]:
             if proto.transport is not None:
                 proto.transport.abort()

@@ -535,6 +535,8 @@ class TcpMultiPort(Port):
             task.cancel()
         admitting, self._admitting = self._admitting, set()
         for proto in admitting:
+            if proto.admission is not None:
+                proto.admission.cancel()  # the hub stops: not a refused password
             if proto.transport is not None:
                 proto.transport.abort()
         if self._sock is not None:

@@ -22,8 +22,10 @@ first sends the data collected so far, so the order is kept.
 With --gap, every packet sent is followed by a pause: the next packet waits
 until the gap has passed since the one before it (a device or a network peer
 that needs time between packets; the serial-to-Ethernet servers' "wait after
-every packet sent"). Packets ready meanwhile wait in order, and other
-messages keep their place behind them. While more than 64 KiB wait, the
+every packet sent"), as the event loop's clock tells it (uvloop's advances
+once per loop iteration, so a gap may come out short by that much). Packets
+ready meanwhile wait in order, and other messages keep their place behind
+them. While more than 64 KiB wait, the
 filter sends XOFF to the port, so the port stops reading (the kernel or the
 device's flow control holds the rest), and XON once a third of that is left.
 
@@ -237,16 +239,18 @@ class PacketizeFilter(Filter):
         self._gap_timer = None
         out: list[Message] = []
         waiting = self._waiting
-        while waiting:
+        packet = False
+        while waiting and not packet:
             m = waiting.popleft()
             out.append(m)
             if type(m) is LineData:
                 self.waiting_bytes -= len(m.data)  # type: ignore[union-attr]
-                assert self._gap_s is not None
-                self._gap_timer = self.ctx.call_later(self._gap_s, self._on_gap)
-                break
+                packet = True
         if out:
             self.ctx.send_in(out)
+        if packet:  # timed from after the packet went on its way
+            assert self._gap_s is not None
+            self._gap_timer = self.ctx.call_later(self._gap_s, self._on_gap)
         if self.paused and self.waiting_bytes <= GAP_QUEUE_BYTES // 3:
             self.paused = False
             self.ctx.send_out([FlowControl(False)])

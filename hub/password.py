@@ -280,6 +280,11 @@ class Admission:
             self._on_fail("closed before sending the password")
         self._cancel()
 
+    def cancel(self) -> None:
+        """The listener closes: no verdict, nothing counted."""
+        self.done = True
+        self._cancel()
+
     def _timed_out(self) -> None:
         self._timer = None
         if not self.done:

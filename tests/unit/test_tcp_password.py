@@ -217,8 +217,10 @@ def test_closing_the_listener_drops_connections_checking_their_password(run: Any
         reader, writer = await open_client(port_of(port.listen_address))
         writer.write(PASSWORD[:3])
         await asyncio.sleep(SETTLE_S)
+        gate = port._listener.gate  # type: ignore[union-attr]
         port.close()
         assert await closed_by_peer(reader)
+        assert gate.counts[Verdict.BAD_PASSWORD] == 0  # stopping is not a refusal
         await close_writer(writer)
 
     run(body)
