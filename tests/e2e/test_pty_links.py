@@ -14,6 +14,8 @@ import signal
 import pytest
 import serial
 
+from hub.errors import EXIT_USAGE
+
 from .conftest import DEADLINE_S, Hub, free_port, run_hub, wait_for
 from .test_wrappers import WrapperHub
 
@@ -133,7 +135,7 @@ def test_without_the_option_a_device_link_is_refused_and_kept(tmp_path):
     link = tmp_path / "gps-by-id"
     os.symlink("../../ttyACM0", link)
     r = run_hub("--use-driver=sim", "gps", "--use-driver=pty", str(link))
-    assert r.returncode == 1
+    assert r.returncode == EXIT_USAGE
     assert error_lines(r.stderr) == [
         f"hub4com: The pty link path is a symlink to ../../ttyACM0 that no hub made; remove it, choose "
         f"another path, or give --replace-link to take it over while the hub runs in '{link}'"
