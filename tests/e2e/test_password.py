@@ -22,7 +22,7 @@ from hub import password as pw
 
 from .conftest import DEADLINE_S, PtyDevice, free_port, recv_exactly, wait_for
 from .test_network import open_app, read_app
-from .test_security import _fds, _rss_kib, loopback2, quiet
+from .test_security import _fds, _rss_kib, loopback2, quiet, socat_both_ways
 
 #: Printable and unusual, so neither its text nor its hex turns up by chance.
 PASSWORD = b"Zq7Kx9Wp"
@@ -75,20 +75,7 @@ def test_socat_sends_the_password_file_first(start_hub, pty_device, pwfile):
     )
     try:
         hub.wait_line("TCP(1) accepted connection from 127.0.0.1:")
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(b"from socat\n")
-        proc.stdin.flush()
-        assert dev.read(11) == b"from socat\n"
-        dev.write(b"to socat\n")
-        got = b""
-        end = time.monotonic() + DEADLINE_S
-        while not got.endswith(b"to socat\n"):
-            assert time.monotonic() < end, f"socat printed only {got!r}"
-            if select.select([proc.stdout], [], [], 0.1)[0]:
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                assert chunk, "socat ended"
-                got += chunk
-        assert got == b"to socat\n"
+        socat_both_ways(proc, dev)
     finally:
         proc.kill()
         proc.wait(5)
