@@ -13,6 +13,12 @@ that the hub holds with flock(2) while it runs, the hub's pid written in it.
   needs cleaning up, and no pid is ever guessed from a file.
 * Exit: the link is removed only if it still points at our pty; then the
   lock file is removed while still locked, and the lock released.
+* Taking over a symlink that is not a hub's (--replace-link, e.g. a
+  /dev/serial/by-id/ entry): its target is written to the lock file, after
+  the pid, before the link is replaced; at exit the link is pointed back at
+  it (if it still points at our pty). A hub killed meanwhile leaves the lock
+  file: the next hub on that link carries the recorded target over and
+  restores it when it stops.
 * A link in a directory any user may write to, without the sticky bit
   (/tmp has it), can be swapped by another user while the hub runs: warned
   about at start-up. The lock file is opened with O_NOFOLLOW, so a planted
@@ -31,7 +37,7 @@ import stat
 
 from hub.errors import InUseError, UsageError
 
-__all__ = ["LOCK_SUFFIX", "LinkLock", "directory_warning"]
+__all__ = ["LOCK_SUFFIX", "LinkLock", "directory_warning", "replace_symlink"]
 
 #: The lock file is the link's path with this suffix.
 LOCK_SUFFIX = ".lock"
@@ -65,6 +71,8 @@ class LinkLock:
         self._fd = -1
         #: The lock file was there (a hub made the link and was killed).
         self.stale = False
+        #: The target of the symlink the link replaced (--replace-link), to restore at exit.
+        self.original: str | None = None
 
     @property
     def held(self) -> bool:
@@ -93,11 +101,28 @@ class LinkLock:
             if _same_file(fd, self.path):
                 self._fd = fd
                 self.stale = existed
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                if existed:
+                    self.original = _read_original(fd)  # a killed hub's takeover: carried over
+                self._write()
                 return
             os.close(fd)  # removed by its last holder between our open and flock: again
         raise UsageError(self.link, f"Cannot lock {self.path}: it keeps changing")
+
+    def keep_original(self, target: str) -> None:
+        """Record the target of the symlink we are about to replace (in the lock file
+        first, so that a hub killed meanwhile leaves it behind). Raises UsageError."""
+        if "\n" in target:
+            raise UsageError(self.link, "The symlink's target contains a line break; not taking it over")
+        self.original = target
+        try:
+            self._write()
+        except OSError as exc:
+            raise UsageError(self.link, f"Cannot write the lock file {self.path}: {exc.strerror}") from None
+
+    def _write(self) -> None:
+        text = f"{os.getpid()}\n" + (f"{self.original}\n" if self.original is not None else "")
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, os.fsencode(text), 0)
 
     def may_replace(self) -> bool:
         """May a symlink already at the link be replaced? (A hub made it.)"""
@@ -120,9 +145,32 @@ class LinkLock:
         os.close(fd)
 
 
+def replace_symlink(target: str, link: str) -> None:
+    """Point `link` at `target` atomically (a new symlink renamed over it). Raises OSError."""
+    tmp = f"{link}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _read_original(fd: int) -> str | None:
+    """The symlink target a killed hub recorded after its pid, or None."""
+    try:
+        lines = os.pread(fd, 8192, 0).split(b"\n")
+    except OSError:
+        return None
+    return os.fsdecode(lines[1]) if len(lines) > 2 and lines[1] else None
+
+
 def _read_pid(fd: int) -> int | None:
     try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        text = os.pread(fd, 32, 0).split(b"\n", 1)[0].decode("ascii", "replace").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None

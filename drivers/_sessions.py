@@ -81,6 +81,7 @@ __all__ = [
     "Chunk",
     "Control",
     "Frame",
+    "IdleBuffer",
     "LineState",
     "Policy",
     "Session",
@@ -90,6 +91,7 @@ __all__ = [
     "SlowClient",
     "describe_drops",
     "format_bytes",
+    "parse_buffer",
     "parse_frame",
 ]
 
@@ -316,6 +318,14 @@ def parse_frame(value: object) -> Frame:
     raise UsageError(None, "Invalid --frame value (bytes or line)")
 
 
+def parse_buffer(value: object) -> int:
+    """Parse a --buffer value: bytes, 0 or more (0: off). Raises UsageError."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(None, "Invalid --buffer value (bytes, 0 or more)")
+    return int(text)
+
+
 def describe_drops(nbytes: int, lines: int) -> str:
     """'3 lines (210 B)' or '210 B'."""
     if lines:
@@ -386,7 +396,7 @@ class _Backlog:
             return skipped + len(data) - room
         cut = data.rfind(_LF, 0, room) + 1
         if cut == 0 and self.line is LineState.OPEN:
-            self._trim_open()
+            skipped += self._trim_open()  # kept before, not kept now: counted here
         if cut:
             self._append(data[:cut], framed)
         return skipped + len(data) - cut
@@ -406,9 +416,9 @@ class _Backlog:
             self.open_len = len(data) - nl - 1 if nl >= 0 else self.open_len + len(data)
             self.line = LineState.OPEN
 
-    def _trim_open(self) -> None:
-        """Remove the trailing partial line."""
-        left = self.open_len
+    def _trim_open(self) -> int:
+        """Remove the trailing partial line; return its length."""
+        trimmed = left = self.open_len
         while left and self.chunks:
             last = self.chunks.pop()
             if len(last) > left:
@@ -420,6 +430,85 @@ class _Backlog:
                 left -= len(last)
         self.open_len = 0
         self.line = LineState.START
+        return trimmed
+
+
+class IdleBuffer:
+    """--buffer and --frame for a port with one connection at a time (a tcp port).
+
+    The same rules as a `SessionSet`'s buffer, for a driver that writes to its
+    one connection itself: between connections `nobody` keeps output (whole
+    lines with line framing) and returns what it did not keep (unheard);
+    `begin` hands a new connection what was kept; `live` passes the
+    connection's share of later output, which with line framing starts at a
+    line start (a connection that begins mid-line gets nothing up to the next
+    line end; `live` returns how much it skipped); `end` when the connection
+    is gone.
+    """
+
+    __slots__ = ("_backlog", "_sync", "at_line_start", "framed", "idle", "limit")
+
+    def __init__(self, limit: int, framed: bool):
+        self.limit = limit
+        self.framed = framed
+        #: Where the port's output stands (unknown at first: see the module docstring).
+        self.at_line_start = not framed
+        #: No connection takes the output now.
+        self.idle = True
+        self._sync = False
+        self._backlog: _Backlog | None = None
+        self.end()
+
+    def __repr__(self) -> str:
+        kept = self._backlog.size if self._backlog is not None else 0
+        return f"<IdleBuffer {'idle' if self.idle else 'connected'} kept={kept}B limit={self.limit}B>"
+
+    @property
+    def kept(self) -> int:
+        """Bytes kept for the next connection."""
+        return self._backlog.size if self._backlog is not None else 0
+
+    def end(self) -> None:
+        """The connection is gone (or never came): keep output for the next one."""
+        self.idle = True
+        self._sync = False
+        start = LineState.START if (self.at_line_start or not self.framed) else LineState.SYNC
+        self._backlog = _Backlog(self.limit, start) if self.limit else None
+
+    def nobody(self, data: bytes) -> int:
+        """Output while no connection wants it: keep what fits; return the bytes not kept."""
+        if not self.idle:
+            self.end()
+        if not data:
+            return 0
+        lost = self._backlog.put(data, self.framed) if self._backlog is not None else len(data)
+        self.at_line_start = data[-1] == _LF_BYTE or not self.framed
+        return lost
+
+    def begin(self) -> list[bytes]:
+        """A connection takes the output from now on: the chunks to send it first."""
+        if not self.idle:
+            return []
+        self.idle = False
+        backlog, self._backlog = self._backlog, None
+        if backlog is not None and backlog.chunks and not backlog.frozen:
+            self._sync = False  # the kept data runs on into the live data
+        else:
+            self._sync = self.framed and not self.at_line_start
+        return backlog.chunks if backlog is not None else []
+
+    def live(self, data: bytes) -> tuple[bytes, int]:
+        """The connection's share of `data` and the bytes skipped to reach a line start."""
+        if not data:
+            return data, 0
+        self.at_line_start = data[-1] == _LF_BYTE or not self.framed
+        if not self._sync:
+            return data, 0
+        nl = data.find(_LF)
+        if nl < 0:
+            return b"", len(data)
+        self._sync = False
+        return data[nl + 1 :], nl + 1
 
 
 class SessionSet:

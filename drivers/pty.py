@@ -7,7 +7,9 @@ file beside the link (/tmp/gps1.lock, `drivers._ptylink`): a link another
 running hub holds is refused at start-up, naming that hub's pid; a link left
 by a hub that was killed is replaced, and so is a symlink to a pty slave left
 by an earlier run; any other file there is refused. The link is removed when
-the port closes, if it still points at our pty.
+the port closes, if it still points at our pty. With --replace-link a symlink
+no hub made (a /dev/serial/by-id/ entry) is taken over instead: its target is
+recorded in the lock file and the link points back at it when the port closes.
 
 How it works on Linux
 ---------------------
@@ -27,8 +29,11 @@ that opens, writes and closes before the port looks (``echo hi > link``) is
 noticed by the data it left: connect, data, disconnect.
 
 Data written to the port while no application has it open is dropped and
-counted as unheard (status lines), not as lost. The application that holds the link is the port's one
-session in the sense of the tcp-multi listener (`drivers._sessions`): its
+counted as unheard (status lines), not as lost; with --buffer the port keeps
+up to that much of it for the next application (whole lines with line
+framing), as a tcp-multi port does for its first client. The application
+that holds the link is the port's one session in the sense of the tcp-multi
+listener (`drivers._sessions`): its
 queue (--write-limit), line framing (--frame) and what happens when the queue
 is full (--slow-client) follow the same rules. The port writes to the master
 only what the kernel takes (it holds 16 to 20 KiB the application has not
@@ -104,7 +109,7 @@ from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState
 
 from ._fdio import READ_SIZE, FdStream
 from ._inotify import IN_CLOSE, IN_OPEN, Watch, inotify_for
-from ._ptylink import LinkLock, directory_warning
+from ._ptylink import LinkLock, directory_warning, replace_symlink
 from ._sessions import (
     Chunk,
     Frame,
@@ -114,6 +119,7 @@ from ._sessions import (
     SlowClient,
     describe_drops,
     format_bytes,
+    parse_buffer,
     parse_frame,
 )
 
@@ -130,7 +136,8 @@ creates to a new pty, such as /tmp/gps1; applications open that path as a serial
 port. The port is shown as the path's last part and its number, for example
 gps1(2). The hub locks <path>.lock while it runs: a link another running hub
 holds is refused (naming its pid); one left by a killed hub, or a symlink to a
-pty from an earlier run, is replaced; any other file is refused. The link is
+pty from an earlier run, is replaced; any other file is refused (a symlink
+can be taken over with --replace-link). The link is
 removed when the hub stops, if it still points at the hub's pty. The options apply to every pty port
 after them. Like all driver options they reach every driver: the options of
 the same names given for tcp-multi ports (or for mqtt ports: --frame) apply to
@@ -152,13 +159,27 @@ Options:
                      The tcp-multi value disconnect (sticky options reach
                      every driver) means drop here, with a warning: the hub
                      cannot close an application's end of a pty.
+  --replace-link     The following ports may take over a symlink that no hub
+                     made, such as a /dev/serial/by-id/ entry, so that
+                     applications configured for a device open the hub's
+                     port instead: the link points at the pty while the hub
+                     runs and back at its old target when the hub stops
+                     (SIGTERM and SIGINT too; after kill -9 the next hub on
+                     the path restores it, and the lock file names it).
+                     Never a regular file or a device node.
+  --no-replace-link  Undo --replace-link for the following ports (the default).
+  --buffer=<bytes>   Keep up to <bytes> of the data written while no
+                     application has the path open, and give it to the next
+                     application that opens it (with --frame=line whole lines
+                     only); what does not fit is unheard. Default 0: off, so
+                     an application never gets data meant for an earlier one.
 
 Notes:
   An application opening the path is a connection (CONNECT, with CTS, DSR and
   DCD on); the last one closing it ends the connection. Data written while no
-  application has the port open is dropped, counted as unheard in status
-  lines (not in "Write lost"), and a reopening application never gets data
-  meant for an earlier one.
+  application has the port open is dropped (unless --buffer keeps it),
+  counted as unheard in status lines (not in "Write lost"), and a reopening
+  application never gets data meant for an earlier one.
   Drops for a slow application are in the "Write lost" lines; the status
   line counts them (in lines with --frame=line).
   The baud rate and stop bits an application sets are reported as the remote
@@ -313,6 +334,8 @@ class PtyPort(Port):
         *,
         frame: Frame = Frame.BYTES,
         slow: SlowClient = SlowClient.BLOCK,
+        buffer: int = 0,
+        replace_link: bool = False,
     ):
         super().__init__(hub, index, f"{os.path.basename(link)}({index})", write_limit)
         if slow is SlowClient.DISCONNECT:
@@ -338,7 +361,7 @@ class PtyPort(Port):
         self._warned: set[str] = set()
         #: The application's queue, framing and drops: a pty is a port with one session.
         self.sessions = SessionSet(
-            SessionConfig(slow=slow, frame=frame, limit=write_limit, send_timeout_s=0.0)
+            SessionConfig(slow=slow, frame=frame, limit=write_limit, send_timeout_s=0.0, buffer=buffer)
         )
         #: The application holding the link now (None: nobody, or it left while reading was paused).
         self._session: Session | None = None
@@ -348,6 +371,8 @@ class PtyPort(Port):
         self.warnings: list[str] = []
         #: The lock beside the link, held from start to close.
         self._lock = LinkLock(link)
+        #: --replace-link: a symlink no hub made may be taken over while the hub runs.
+        self.replace_link = replace_link
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "idle"
@@ -497,16 +522,25 @@ class PtyPort(Port):
             self._poller = None
 
     def _claim_link(self) -> None:
-        """Refuse a symlink at the link that no hub made (with the lock held). Raises UsageError."""
-        if os.path.islink(self.link) and not self._lock.may_replace():
+        """Refuse a symlink at the link that no hub made, unless --replace-link takes it
+        over (its target is recorded first). With the lock held. Raises UsageError."""
+        if self._lock.original is not None:
+            log.info("%s: a killed hub had replaced %s; restoring it at exit", self.name, self.link)
+            return
+        if not os.path.islink(self.link) or self._lock.may_replace():
+            return
+        target = os.readlink(self.link)
+        if not self.replace_link:
             raise UsageError(
                 self.link,
-                f"The pty link path is a symlink to {os.readlink(self.link)} that no hub made; "
-                "remove it or choose another path",
+                f"The pty link path is a symlink to {target} that no hub made; remove it, choose "
+                "another path, or give --replace-link to take it over while the hub runs",
             )
+        self._lock.keep_original(target)
+        log.info("%s: taking over %s (a link to %s) while the hub runs", self.name, self.link, target)
 
     def _make_link(self) -> None:
-        """Point the link at the slave, replacing a symlink that is there.
+        """Point the link at the slave, replacing a symlink that is there (atomically).
 
         Raises UsageError if another kind of file is in the way, OSError if the
         link cannot be made.
@@ -517,16 +551,25 @@ class PtyPort(Port):
         except FileExistsError:
             if not os.path.islink(self.link):
                 raise UsageError(self.link, "The pty link path exists and is not a symlink") from None
-        os.unlink(self.link)
-        os.symlink(self.slave_path, self.link)
+        replace_symlink(self.slave_path, self.link)
 
     def _remove_link(self) -> None:
+        """Remove the link, or point a taken-over one back at its target, if it is still ours."""
+        original = self._lock.original
         try:
-            if self.slave_path and os.readlink(self.link) == self.slave_path:
+            if not (self.slave_path and os.readlink(self.link) == self.slave_path):
+                if original is not None:
+                    log.warning("%s: %s changed while the hub ran; not restoring it", self.name, self.link)
+                return
+            if original is None:
                 os.unlink(self.link)
+            else:
+                replace_symlink(original, self.link)
+                log.info("%s: %s links to %s again", self.name, self.link, original)
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.EINVAL):
-                log.warning("%s: cannot remove %s: %s", self.name, self.link, exc.strerror)
+                what = "restore" if original is not None else "remove"
+                log.warning("%s: cannot %s %s: %s", self.name, what, self.link, exc.strerror)
 
     def _renew_pty(self) -> None:
         """Move the link to a new pty (the old slave is stuck in exclusive mode)."""
@@ -782,8 +825,13 @@ class PtyPort(Port):
         session = self._session
         now = self.hub.loop.time()
         if session is None:
-            self.sessions.send(data, now)  # follows the line starts for the next application
-            self.discard_unheard(len(data))
+            # --buffer keeps what it can for the next application; the buffer and
+            # the framing follow the line starts for it.
+            unheard = self.sessions.unheard
+            self.sessions.send(data, now)
+            kept = len(data) - (self.sessions.unheard - unheard)
+            self.discard_unheard(len(data) - kept)
+            self.bytes_out += kept
             return
         before = session.bytes_out
         dropped = self.sessions.send(data, now, self._block and src in self.fc_sources)
@@ -951,11 +999,20 @@ class PtyDriver(Driver):
         "--write-limit": DEFAULT_WRITE_LIMIT,
         "--frame": Frame.BYTES,
         "--slow-client": SlowClient.BLOCK,
+        "--buffer": 0,
+        "--replace-link": False,
     }
 
     def __init__(self, hub: HubLink):
         super().__init__(hub)
         self._links: set[str] = set()
+
+    def config_arg(self, arg: str) -> bool:
+        if not super().config_arg(arg):
+            return False
+        if self.options.pop("--no-replace-link", False):
+            self.options["--replace-link"] = False
+        return True
 
     def convert_option(self, name: str, value: Any) -> Any:
         """Validate one option value; return it typed. Raises UsageError."""
@@ -963,6 +1020,8 @@ class PtyDriver(Driver):
             return parse_write_limit(value)
         if name == "--frame":
             return parse_frame(value)
+        if name == "--buffer":
+            return parse_buffer(value)
         if name == "--slow-client":
             try:
                 return SlowClient(str(value).strip().lower())
@@ -987,6 +1046,8 @@ class PtyDriver(Driver):
             opt["--write-limit"],
             frame=opt["--frame"],
             slow=SlowClient.DROP if slow is SlowClient.DISCONNECT else slow,
+            buffer=opt["--buffer"],
+            replace_link=bool(opt["--replace-link"]),
         )
         if slow is SlowClient.DISCONNECT:
             port.warnings.append(

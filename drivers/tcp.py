@@ -80,15 +80,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub import netsec as _netsec
+from hub import password as _password
 from hub.accept import Acceptor
 from hub.errors import PortError, UsageError
 from hub.logs import SELF_LIMITED, peer_text
 from hub.messages import Connect, FlowControl, LineData, Message
 from hub.netsec import Gate, ListenerPolicy, Ticket, TlsContexts, TlsSettings, Verdict
+from hub.password import Admission, Secret
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
+
+from . import _netopts
+from ._netopts import IdleTimer, Keepalive
+from ._sessions import Frame, IdleBuffer, parse_buffer, parse_frame
 
 __all__ = [
     "USAGE",
+    "Listen",
     "Reconnect",
     "State",
     "TcpAddress",
@@ -96,6 +103,7 @@ __all__ = [
     "TcpPort",
     "parse_address",
     "parse_interface",
+    "parse_listen",
     "parse_reconnect",
 ]
 
@@ -136,7 +144,20 @@ Options:
                       Connects and disconnects are still reported. For
                       observer ports.
   --read-write        Undo --read-only for the following ports (the default).
-{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}
+  --buffer=<bytes>    Keep up to <bytes> of the data written to a port while it
+                      has no connection (an idle listener, a client nobody
+                      asked to connect) and send it to the next connection
+                      first; what does not fit is unheard. Default 0: off.
+  --listen=<when>     Listeners: a[lways] (the default) or o[n-demand]: the
+                      listening socket is open only while the port's
+                      connection counter is above 0, for example while an
+                      application holds a pty routed to the port; otherwise
+                      connecting is refused by the system.
+  --frame=<f>         b[ytes] or l[ine]. line: a connection that begins while
+                      the port's data is mid-line starts at the next line,
+                      and --buffer keeps whole lines only (lines end with
+                      LF: NMEA's CR LF and plain LF alike). Default bytes.
+{_netopts.KEEPALIVE_USAGE}{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}{_password.PASSWORD_USAGE}
 A listener without --interface listens on every interface, as hub4com does,
 and warns at start-up unless --allow or TLS with --tls-ca restricts who gets
 in; --interface=127.0.0.1 keeps it local (an explicit --interface=0.0.0.0
@@ -303,6 +324,24 @@ def parse_address(path: str) -> TcpAddress:
     return TcpAddress(None, number, priority=priority, **flags)
 
 
+class Listen(enum.Enum):
+    """The values of --listen."""
+
+    #: The listening socket is open from start to close (hub4com's way).
+    ALWAYS = "always"
+    #: Open only while the port's connection counter is above 0.
+    ON_DEMAND = "on-demand"
+
+
+def parse_listen(text: str) -> Listen:
+    """--listen: a[lways] or o[n-demand] (any prefix, any case). Raises UsageError."""
+    t = text.strip().lower()
+    for word in Listen:
+        if t and word.value.startswith(t):
+            return word
+    raise UsageError(None, "Invalid --listen value (always or on-demand)")
+
+
 class Reconnect(enum.Enum):
     """The word values of --reconnect (a number of ms is kept as an int)."""
 
@@ -414,10 +453,12 @@ class _Listener:
         self.ssl_context = ssl_context
         self.gate = Gate(self.policy, ports=0)
         self._acceptor = Acceptor(lambda: self.label, self._has_room, self._accepted)
-        self.gate.limit.on_release = self._acceptor.watch
+        self.gate.limit.on_release = lambda: self._acceptor.watch()
         #: TLS connections in their handshake, and established ones waiting for a port.
         self._handshakes: dict[_TcpProtocol, asyncio.Task[None]] = {}
         self._ready: deque[_TcpProtocol] = deque()
+        #: Connections checking their password (--password-file).
+        self._admitting: set[_TcpProtocol] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
@@ -440,26 +481,69 @@ class _Listener:
 
     # ---- opening ----------------------------------------------------------
 
-    def open(self, owner: str) -> None:
+    def open(self, owner: str, listen: bool = True) -> None:
         """Listen now (numeric or default interface) or start resolving a name.
 
-        Raises PortError naming `owner` if a numeric address cannot be bound.
+        With `listen` false (--listen=on-demand and no connection wanted yet)
+        a numeric address is only bound and released, so a bad one still
+        fails at start-up. Raises PortError naming `owner` if a numeric
+        address cannot be bound.
         """
+        if self.interface is not None and not _is_numeric_host(self.interface):
+            if listen:
+                self._task = self.loop.create_task(self._open_by_name())
+            return
+        try:
+            self.sock = self._bind_numeric()
+        except OSError as exc:
+            where = format_hostport(self.interface or "*", self.port)
+            raise PortError(owner, exc.errno, f"Cannot listen on {where}: {_reason(exc)}") from exc
+        if self.port == 0:  # keep the port the system picked for later openings
+            self.port = self.sock.getsockname()[1]
+        if listen:
+            self._listening()
+            return
+        self.sock.close()
+        self.sock = None
+
+    def _bind_numeric(self) -> socket.socket:
+        if self.interface is None:
+            return self._open_any()
+        flags = socket.AI_NUMERICHOST | socket.AI_PASSIVE
+        family, _, _, _, sockaddr = socket.getaddrinfo(
+            self.interface, self.port, type=socket.SOCK_STREAM, flags=flags
+        )[0]
+        return _listening_socket(family, sockaddr, self.interface == "::")
+
+    def update(self) -> None:
+        """--listen=on-demand: listen while some port wants connections, else close the socket."""
+        if self._closed:
+            return
+        wanted = any(p.wants_listening for p in self.ports)
+        if wanted and self.sock is None and self._task is None and self._retry is None:
+            self._reopen()
+        elif not wanted and self.sock is not None:
+            log.info("Stopped listening on %s until a connection is wanted (--listen)", self.address)
+            self._acceptor.close()
+            self._acceptor = Acceptor(lambda: self.label, self._has_room, self._accepted)
+            self.sock.close()
+            self.sock = None
+
+    def _reopen(self) -> None:
         if self.interface is not None and not _is_numeric_host(self.interface):
             self._task = self.loop.create_task(self._open_by_name())
             return
         try:
-            if self.interface is None:
-                self.sock = self._open_any()
-            else:
-                flags = socket.AI_NUMERICHOST | socket.AI_PASSIVE
-                family, _, _, _, sockaddr = socket.getaddrinfo(
-                    self.interface, self.port, type=socket.SOCK_STREAM, flags=flags
-                )[0]
-                self.sock = _listening_socket(family, sockaddr, self.interface == "::")
+            self.sock = self._bind_numeric()
         except OSError as exc:
-            where = format_hostport(self.interface or "*", self.port)
-            raise PortError(owner, exc.errno, f"Cannot listen on {where}: {_reason(exc)}") from exc
+            log.error(
+                "Cannot listen on %s: %s; retrying in %g s",
+                format_hostport(self.interface or "*", self.port),
+                _reason(exc),
+                _LISTEN_RETRY_S,
+            )
+            self._retry = self.loop.call_later(_LISTEN_RETRY_S, self._retry_open)
+            return
         self._listening()
 
     def _open_any(self) -> socket.socket:
@@ -497,11 +581,12 @@ class _Listener:
             return
         self.sock = sock
         self._listening()
+        self.update()  # no longer wanted meanwhile (--listen=on-demand)
 
     def _retry_open(self) -> None:
         self._retry = None
-        if not self._closed:
-            self._task = self.loop.create_task(self._open_by_name())
+        if not self._closed and any(p.wants_listening for p in self.ports):
+            self._reopen()
 
     def _listening(self) -> None:
         tls = ""
@@ -564,7 +649,7 @@ class _Listener:
         if ticket is None:
             self._refuse(conn, peer, verdict, port)
             return
-        if self.ssl_context is None:
+        if self.ssl_context is None and self.policy.password is None:
             self._idle.remove(port)
             port._take(conn, peer, ticket)
         else:
@@ -581,29 +666,27 @@ class _Listener:
         else:
             log.warning("%s: %s", self.label, text, extra=SELF_LIMITED)
 
-    # ---- TLS handshakes -----------------------------------------------------
+    # ---- TLS handshakes and passwords, before a port takes a connection ------
 
     def _handshake(self, conn: socket.socket, peer: str, ticket: Ticket) -> None:
+        """Wrap a connection in a transport of the listener's own (TLS: handshake), to
+        hand it to a port once it is ready (TLS done, password right)."""
         proto = _TcpProtocol(None, ticket, self)
         proto.peer = peer
         self._handshakes[proto] = self.loop.create_task(self._handshake_task(proto, conn))
 
     async def _handshake_task(self, proto: _TcpProtocol, conn: socket.socket) -> None:
-        assert self.ssl_context is not None
-        timeout_s = self.policy.tls.timeout_s if self.policy.tls is not None else None
+        tls = _netsec.accept_tls_args(self.ssl_context, self.policy)
         try:
             conn.setblocking(False)
-            await self.loop.connect_accepted_socket(
-                lambda: proto,
-                sock=conn,
-                ssl=self.ssl_context,
-                ssl_handshake_timeout=timeout_s,
-                ssl_shutdown_timeout=timeout_s,
-            )
+            await self.loop.connect_accepted_socket(lambda: proto, sock=conn, **tls)
         except OSError as exc:  # ssl.SSLError, a reset, the handshake timeout
             conn.close()
             proto.release()
             if self._handshakes.pop(proto, None) is None or self._closed:
+                return
+            if not tls:
+                log.debug("%s: connection from %s failed: %s", self.label, proto.peer, _reason(exc))
                 return
             text = self.gate.handshake_failed(proto.peer, exc, self.loop.time())
             if text is None:
@@ -619,18 +702,52 @@ class _Listener:
             self._handshakes.pop(proto, None)
 
     def _tls_ready(self, proto: _TcpProtocol, transport: asyncio.Transport) -> None:
-        """A handshake completed (from connection_made): hand it to a port or let it wait."""
+        """A handshake completed (from connection_made): check the password, then hand
+        the connection to a port or let it wait."""
         self._handshakes.pop(proto, None)
         proto.transport = transport
         if self._closed:
             transport.abort()
             return
-        transport.pause_reading()
+        secret = self.policy.password
+        if secret is not None:
+            self._admitting.add(proto)
+            proto.admission = Admission(
+                self.loop,
+                transport,
+                secret,
+                self.policy.password_timeout_s,
+                lambda rest: self._password_ok(proto, rest),
+                lambda reason: self._password_failed(proto, reason),
+            )
+            return
+        self._wait_for_port(proto)
+
+    def _wait_for_port(self, proto: _TcpProtocol) -> None:
+        assert proto.transport is not None
+        proto.transport.pause_reading()
         self._ready.append(proto)
         self._dispatch()
 
+    def _password_ok(self, proto: _TcpProtocol, rest: bytes) -> None:
+        self._admitting.discard(proto)
+        proto.admission = None
+        log.debug("%s: %s sent the right password", self.label, proto.peer)
+        if rest:
+            proto.held.append(rest)
+            proto.held_bytes += len(rest)
+        self._wait_for_port(proto)
+
+    def _password_failed(self, proto: _TcpProtocol, reason: str) -> None:
+        text = self.gate.password_failed(proto.peer, reason, self.loop.time())
+        if text is None:
+            self._arm_flush()
+        else:
+            log.warning("%s: %s", self.label, text, extra=SELF_LIMITED)
+
     def _ready_lost(self, proto: _TcpProtocol) -> None:
-        """A TLS connection closed before a port took it."""
+        """A connection (TLS, or checking its password) closed before a port took it."""
+        self._admitting.discard(proto)
         with contextlib.suppress(ValueError):
             self._ready.remove(proto)
 
@@ -678,7 +795,11 @@ class _Listener:
         for task in handshakes.values():
             task.cancel()
         ready, self._ready = self._ready, deque()
-        for proto in ready:
+        admitting, self._admitting = self._admitting, set()
+        for proto in admitting:
+            if proto.admission is not None:
+                proto.admission.cancel()  # the hub stops: not a refused password
+        for proto in [*ready, *admitting]:
             if proto.transport is not None:
                 proto.transport.abort()
         if self.sock is not None:
@@ -721,7 +842,7 @@ class _TcpProtocol(asyncio.Protocol):
     released when the connection ends.
     """
 
-    __slots__ = ("held", "held_bytes", "listener", "peer", "port", "ticket", "transport")
+    __slots__ = ("admission", "held", "held_bytes", "listener", "peer", "port", "ticket", "transport")
 
     def __init__(self, port: TcpPort | None, ticket: Ticket | None = None, listener: _Listener | None = None):
         self.port = port
@@ -731,6 +852,8 @@ class _TcpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.held: list[bytes] = []
         self.held_bytes = 0
+        #: --password-file: the password check, until a port takes the connection.
+        self.admission: Admission | None = None
 
     def release(self) -> None:
         ticket, self.ticket = self.ticket, None
@@ -749,6 +872,9 @@ class _TcpProtocol(asyncio.Protocol):
         if self.port is not None:
             self.port._data_received(self, data)
             return
+        if self.admission is not None:
+            self.admission.feed(data)  # the password line (ignored once refused)
+            return
         # Waiting for a port with reading paused; a transport may still hand over a chunk.
         self.held.append(data)
         self.held_bytes += len(data)
@@ -762,6 +888,9 @@ class _TcpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.release()
+        if self.admission is not None:
+            self.admission.lost()
+            self.admission = None
         if self.port is not None:
             self.port._connection_lost(self, exc)
         elif self.listener is not None:
@@ -790,6 +919,12 @@ class TcpPort(Port):
         write_limit: int = DEFAULT_WRITE_LIMIT,
         listeners: dict[tuple[str | None, int], _Listener] | None = None,
         read_only: bool = False,
+        keepalive: Keepalive | None = None,
+        idle_timeout_s: float = 0.0,
+        buffer: int = 0,
+        frame: Frame = Frame.BYTES,
+        listen: Listen = Listen.ALWAYS,
+        password: Secret | None = None,
         tls: TlsSettings | None = None,
         ssl_context: ssl.SSLContext | None = None,
         policy: ListenerPolicy | None = None,
@@ -806,6 +941,16 @@ class TcpPort(Port):
             self.gate_in = self._observe
         self.discarded_in = 0
         self.ignored_requests = 0
+        #: Keepalive timing of the connections (--keepalive...).
+        self.keepalive = keepalive or Keepalive()
+        #: --password-file of a client port: sent first on every connection.
+        self.password = password if address.is_client else None
+        #: --listen=on-demand: a listener's socket is open only while its counter is above 0.
+        self.listen_on_demand = listen is Listen.ON_DEMAND and not address.is_client
+        #: --buffer and --frame: output kept while nobody is connected, line starts.
+        self._buffer = IdleBuffer(buffer, frame is Frame.LINE) if buffer or frame is Frame.LINE else None
+        #: Closes a connection that carried no data for --idle-timeout.
+        self._idle = IdleTimer(hub.loop, idle_timeout_s, self._on_idle) if idle_timeout_s > 0 else None
         #: TLS settings and context (None: plain TCP).
         self.tls = tls
         self.ssl_context = ssl_context
@@ -854,6 +999,11 @@ class TcpPort(Port):
         )
 
     @property
+    def wants_listening(self) -> bool:
+        """A listener port that wants its socket open now (see --listen)."""
+        return not self.listen_on_demand or self.connection_counter > 0
+
+    @property
     def listen_address(self) -> str | None:
         """A listener's bound address (host:port), or None."""
         return self._listener.address if self._listener is not None else None
@@ -869,6 +1019,8 @@ class TcpPort(Port):
         if st is State.WAITING:
             return "busy until disconnected"
         if not self.address.is_client and st is State.IDLE:
+            if self.listen_address is None and not self.wants_listening:
+                return f"not listening on port {self.address.port} until a connection is wanted"
             return f"listening on {self.listen_address or self.address}"
         if self._timer is not None:
             return f"not connected, reconnecting to {self.address}"
@@ -882,7 +1034,7 @@ class TcpPort(Port):
             return PortState.CONNECTING
         if st is State.CLOSED:
             return PortState.CLOSED
-        if not self.address.is_client and self.listen_address is None:
+        if not self.address.is_client and self.listen_address is None and self.wants_listening:
             return PortState.DOWN
         return PortState.CONNECTING if self._timer is not None else PortState.WAITING
 
@@ -890,7 +1042,9 @@ class TcpPort(Port):
         if self.state is State.CLOSED:
             return None
         if not self.address.is_client:
-            return None if self.listen_address is not None else f"not listening on port {self.address.port}"
+            if self.listen_address is not None or not self.wants_listening:
+                return None
+            return f"not listening on port {self.address.port}"
         if self.address.permanent and self.state is not State.CONNECTED:
             return f"not connected to {self.address}"
         return None
@@ -924,12 +1078,16 @@ class TcpPort(Port):
             listener = _Listener(
                 self.hub.loop, self.interface, self.address.port, self.policy, self.ssl_context
             )
-            listener.open(self.name)
+            listener.open(self.name, listen=self.wants_listening)
             self._listeners[key] = listener
             for text in self.warnings:
                 log.warning("Warning: %s", text)
         self._listener = listener
         listener.attach(self)
+        if self.listen_on_demand:
+            if not self.wants_listening:
+                log.info("%s listens on port %d only while a connection is wanted", self.name, listener.port)
+            listener.update()
 
     def close(self) -> None:
         """Close the connection, stop timers, leave the listener. Never raises."""
@@ -938,6 +1096,8 @@ class TcpPort(Port):
         self.state = State.CLOSED
         self._cancel_timer()
         self._cancel_close_timer()
+        if self._idle is not None:
+            self._idle.stop()
         task, self._task = self._task, None
         if task is not None and self.address.is_client:
             task.cancel()  # an accept task finishes by itself and finds the port closed
@@ -954,18 +1114,37 @@ class TcpPort(Port):
                 del self._listeners[key]
 
     def send_data(self, data: bytes) -> None:
-        """Write, hold for a connection on its way, or count as unheard (no connection)."""
+        """Write, hold for a connection on its way, or keep for the next connection
+        (--buffer) or count as unheard (no connection)."""
         st = self.state
+        buffer = self._buffer
         if st is State.CONNECTED:
             assert self._transport is not None
+            if buffer is not None:
+                data, skipped = buffer.live(data)
+                self.discard_unheard(skipped)
             self._transport.write(data)
+            if self._idle is not None:
+                self._idle.touch()
         elif st is State.CONNECTING or self._wants_connection():
-            self._pending.append(data)
-            self._pending_bytes += len(data)
-            if self._pending_bytes > self.high_water:
-                self.set_write_paused(True)
+            if buffer is not None:
+                self._hold(buffer.begin())
+                data, skipped = buffer.live(data)
+                self.discard_unheard(skipped)
+            self._hold([data])
+        elif buffer is not None:
+            self.discard_unheard(buffer.nobody(data))
         else:
             self.discard_unheard(len(data))
+
+    def _hold(self, chunks: list[bytes]) -> None:
+        """Hold data for a connection on its way."""
+        for chunk in chunks:
+            if chunk:
+                self._pending.append(chunk)
+                self._pending_bytes += len(chunk)
+        if self._pending_bytes > self.high_water:
+            self.set_write_paused(True)
 
     def _wants_connection(self) -> bool:
         """A client that is (re)connecting or will connect once its old connection is gone."""
@@ -1000,6 +1179,8 @@ class TcpPort(Port):
         st = self.state
         if st is State.CLOSED:
             return
+        if self.listen_on_demand and self._listener is not None:
+            self._listener.update()
         client = self.address.is_client
         if up:
             self._half_close_when_up = False
@@ -1138,8 +1319,7 @@ class TcpPort(Port):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                self.keepalive.apply(sock)
             except OSError as exc:
                 log.debug("%s: cannot set socket options: %s", self.name, exc)
         transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
@@ -1157,6 +1337,14 @@ class TcpPort(Port):
         else:
             log.info("%s accepted connection from %s on %s%s", self.name, self.peer, local, tls)
         self._failures = 0
+        if self._idle is not None:
+            self._idle.start()
+        if self.password is not None and self.address.is_client:
+            transport.write(self.password.line())  # before anything else; never counted or traced
+        if self._buffer is not None:
+            kept = self._buffer.begin()  # before what was held meanwhile
+            self._pending[:0] = kept
+            self._pending_bytes += sum(map(len, kept))
         pending, self._pending = self._pending, []
         self._pending_bytes = 0
         for chunk in pending:
@@ -1171,6 +1359,8 @@ class TcpPort(Port):
     def _data_received(self, proto: _TcpProtocol, data: bytes) -> None:
         if proto is not self._proto:
             return
+        if self._idle is not None:
+            self._idle.touch()
         if self.xoff_count:
             self._held.append(data)
             self._held_bytes += len(data)
@@ -1209,6 +1399,23 @@ class TcpPort(Port):
         self._held_bytes = 0
         for chunk in held:
             self.emit_data(chunk)
+
+    def _on_idle(self) -> None:
+        """--idle-timeout: no data either way for that long; close the connection."""
+        transport = self._transport
+        if transport is None or self.state is not State.CONNECTED:
+            return
+        assert self._idle is not None
+        log.info(
+            "%s: closing the connection to %s: no data for %g s (--idle-timeout)",
+            self.name,
+            self.peer,
+            self._idle.timeout_s,
+        )
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
 
     def _half_close(self) -> None:
         """Shut down our sending side; the session ends when the peer closes.
@@ -1250,6 +1457,10 @@ class TcpPort(Port):
         transport, self._transport = self._transport, None
         self._proto = None
         self._cancel_close_timer()
+        if self._idle is not None:
+            self._idle.stop()
+        if self._buffer is not None:
+            self._buffer.end()
         if transport is not None:
             # Whatever the transport still held is lost (asyncio may already have
             # dropped it after a send error; then this counts 0).
@@ -1332,7 +1543,12 @@ class TcpDriver(Driver):
         "--reconnect": Reconnect.DEFAULT,
         "--write-limit": DEFAULT_WRITE_LIMIT,
         "--read-only": False,
+        "--buffer": 0,
+        "--frame": Frame.BYTES,
+        "--listen": Listen.ALWAYS,
+        **_netopts.DEFAULTS,
         **_netsec.DEFAULTS,
+        **_password.DEFAULTS,
     }
 
     def __init__(self, hub: HubLink):
@@ -1356,7 +1572,13 @@ class TcpDriver(Driver):
             return parse_reconnect(value)
         if name == "--write-limit":
             return parse_write_limit(value)
-        conv = _netsec.CONVERTERS.get(name)
+        if name == "--frame":
+            return parse_frame(value)
+        if name == "--listen":
+            return parse_listen(value)
+        if name == "--buffer":
+            return parse_buffer(value)
+        conv = _netopts.CONVERTERS.get(name) or _netsec.CONVERTERS.get(name) or _password.CONVERTERS.get(name)
         if conv is not None:
             return conv(value)
         return value
@@ -1389,14 +1611,19 @@ class TcpDriver(Driver):
             if first[0] != policy:
                 raise UsageError(
                     path,
-                    f"Listener ports on one address need the same TLS, --allow, --deny, --max-rate and "
-                    f"--max-connections options as '{first[1]}'",
+                    f"Listener ports on one address need the same TLS, --allow, --deny, --max-rate, "
+                    f"--max-connections and --password options as '{first[1]}'",
                 )
             exposure = _netsec.exposure_warning(f"TCP({index})", address.port, interface, policy)
             if exposure is not None:
                 warnings.append(exposure)
         elif tls is not None and tls.verify is _netsec.Verify.NONE:
             warnings.append(f"TCP({index}) does not verify the TLS server {address} (--tls-verify=none)")
+        secret: Secret | None = options.get("--password-file")
+        if secret is not None:
+            warnings += _password.warnings(
+                f"TCP({index})", secret, address.host or interface, tls is not None
+            )
         return TcpPort(
             self.hub,
             index,
@@ -1406,6 +1633,12 @@ class TcpDriver(Driver):
             write_limit=options.get("--write-limit", self.DEFAULTS["--write-limit"]),
             listeners=self._listeners,
             read_only=bool(options.get("--read-only")),
+            keepalive=Keepalive.from_options(options),
+            idle_timeout_s=options.get("--idle-timeout") or 0.0,
+            buffer=options.get("--buffer") or 0,
+            frame=options.get("--frame") or Frame.BYTES,
+            listen=options.get("--listen") or Listen.ALWAYS,
+            password=options.get("--password-file"),
             tls=tls,
             ssl_context=context,
             policy=policy,

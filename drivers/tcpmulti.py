@@ -31,14 +31,18 @@ import struct
 from typing import Any
 
 from hub import netsec as _netsec
+from hub import password as _password
 from hub.accept import Acceptor
 from hub.chain import Sticky
 from hub.errors import PortError, UsageError
 from hub.logs import SELF_LIMITED
 from hub.messages import Connect, FlowControl, LineData, Message
 from hub.netsec import Gate, ListenerPolicy, LogLimiter, Ticket, TlsContexts, TlsSettings, Verdict
+from hub.password import Admission
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
 
+from . import _netopts
+from ._netopts import Keepalive
 from ._sessions import (
     Chunk,
     Control,
@@ -49,6 +53,7 @@ from ._sessions import (
     SessionSet,
     SlowClient,
     describe_drops,
+    parse_buffer,
     parse_frame,
 )
 from .tcp import format_hostport, parse_interface
@@ -109,13 +114,7 @@ Options:
                        starts at the next line, and a slow session loses whole
                        lines, never part of one (lines end with LF: NMEA's
                        CR LF and plain LF alike). Default bytes.
-  --idle-timeout=<s>   Close a session that sent and received nothing for <s>
-                       seconds. Default 0: never.
-  --keepalive=<s>      TCP keepalive timing: probe a silent session after <s>
-                       seconds, so a vanished peer is closed within about
-                       twice that (also bounds unacknowledged data). Default 0:
-                       the system's timing (keepalive is always on).
-  --sndbuf=<bytes>     The kernel's send buffer of each session (SO_SNDBUF;
+{_netopts.KEEPALIVE_USAGE}  --sndbuf=<bytes>     The kernel's send buffer of each session (SO_SNDBUF;
                        Linux doubles it). The kernel holds that much for a
                        stalled client before its queue and --slow-client come
                        into play, so a small one keeps a resuming client's
@@ -127,7 +126,7 @@ Options:
   --write-limit=<s>    Queue limit of each session in bytes; 0 discards
                        everything written to the port.
                        Default {DEFAULT_WRITE_LIMIT}.
-{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}
+{_netsec.TLS_USAGE}{_netsec.LISTENER_USAGE}{_password.PASSWORD_USAGE}
 Without --max-connections a tcp-multi port holds --max-clients plus
 {_netsec.EXTRA_CONNECTIONS} connections (sessions and TLS handshakes), or any
 number without --max-clients.
@@ -201,16 +200,6 @@ def _int_option(name: str, unit: str) -> Any:
     return convert
 
 
-def _seconds(value: Any) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        x = -1.0
-    if not 0 <= x < 1e9:  # also refuses nan
-        raise UsageError(None, "Invalid --idle-timeout value (seconds, 0 or more)")
-    return x
-
-
 def _enum_option(name: str, cls: Any) -> Any:
     choices = ", ".join(m.value for m in cls)
 
@@ -234,9 +223,8 @@ _CONVERTERS = {
     "--slow-client": _enum_option("--slow-client", SlowClient),
     "--send-timeout": _int_option("--send-timeout", "milliseconds"),
     "--frame": parse_frame,
-    "--idle-timeout": _seconds,
-    "--keepalive": _int_option("--keepalive", "seconds"),
-    "--buffer": _int_option("--buffer", "bytes"),
+    **_netopts.CONVERTERS,
+    "--buffer": parse_buffer,
     "--sndbuf": _int_option("--sndbuf", "bytes"),
 }
 
@@ -290,27 +278,6 @@ def _host_of(peer: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
-def _set_socket_options(sock: Any, idle_s: int, sndbuf: int) -> None:
-    """TCP_NODELAY and SO_KEEPALIVE always; with `idle_s`, Linux keepalive timing and
-    TCP_USER_TIMEOUT; with `sndbuf`, SO_SNDBUF."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    if sndbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    if not idle_s:
-        return
-    interval = max(1, idle_s // 3)
-    for name, value in (
-        ("TCP_KEEPIDLE", idle_s),
-        ("TCP_KEEPINTVL", interval),
-        ("TCP_KEEPCNT", 3),
-        ("TCP_USER_TIMEOUT", (idle_s + 3 * interval) * 1000),
-    ):
-        opt = getattr(socket, name, None)
-        if opt is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, opt, value)
-
-
 def hold_nothing(transport: Any) -> None:
     """Make `transport` pause its protocol as soon as it holds an unsent byte.
 
@@ -346,7 +313,7 @@ class _SessionProtocol(asyncio.Protocol):
     to connection_lost.
     """
 
-    __slots__ = ("controlled", "peer", "port", "session", "ticket", "transport", "xoff")
+    __slots__ = ("admission", "controlled", "peer", "port", "session", "ticket", "transport", "xoff")
 
     def __init__(self, port: TcpMultiPort, peer: str, ticket: Ticket):
         self.port = port
@@ -359,20 +326,30 @@ class _SessionProtocol(asyncio.Protocol):
         #: Whether the session could change the port when it ended (for what its
         #: filters send at the end: the lines its peer drove drop).
         self.controlled = False
+        #: --password-file: the password check, before the connection becomes a session.
+        self.admission: Admission | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.port._accepted(self)
+        if self.port.policy.password is None:
+            self.port._accepted(self)
+        else:
+            self.port._check_password(self)
 
     def data_received(self, data: bytes) -> None:
         if self.session is not None:
             self.port._session_data(self.session, data)
+        elif self.admission is not None:
+            self.admission.feed(data)  # the password line (ignored once refused)
 
     def eof_received(self) -> bool:
         return False  # the client shut down its side: the session is over
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ticket.release()
+        if self.admission is not None:
+            self.admission.lost()
+            self.port._admitting.discard(self)
         if self.session is not None:
             self.port._session_lost(self.session, exc)
 
@@ -432,7 +409,7 @@ class TcpMultiPort(Port):
         port: int,
         config: SessionConfig,
         *,
-        keepalive_s: int = 0,
+        keepalive: Keepalive | None = None,
         sndbuf: int = 0,
         write_limit: int = DEFAULT_WRITE_LIMIT,
         policy: ListenerPolicy | None = None,
@@ -442,7 +419,7 @@ class TcpMultiPort(Port):
         super().__init__(hub, index, f"TCPM({index})", write_limit)
         self.host = host
         self.port = port
-        self.keepalive_s = keepalive_s
+        self.keepalive = keepalive or Keepalive()
         self.sndbuf = sndbuf
         self.sessions = SessionSet(config)
         self.policy = policy or ListenerPolicy()
@@ -459,6 +436,8 @@ class TcpMultiPort(Port):
         self._flush_timer: asyncio.TimerHandle | None = None
         #: Accepted connections being wrapped in a transport (TLS: handshaking).
         self._wrapping: set[asyncio.Task[None]] = set()
+        #: Connections checking their password (--password-file).
+        self._admitting: set[_SessionProtocol] = set()
         self._timer: asyncio.TimerHandle | None = None
         #: Data that arrived while reading was paused: (session, data) for a session
         #: with filters, (None, data) for data already admitted.
@@ -554,6 +533,12 @@ class TcpMultiPort(Port):
         wrapping, self._wrapping = self._wrapping, set()
         for task in wrapping:
             task.cancel()
+        admitting, self._admitting = self._admitting, set()
+        for proto in admitting:
+            if proto.admission is not None:
+                proto.admission.cancel()  # the hub stops: not a refused password
+            if proto.transport is not None:
+                proto.transport.abort()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -593,14 +578,7 @@ class TcpMultiPort(Port):
 
     async def _wrap(self, proto: _SessionProtocol, conn: socket.socket) -> None:
         """Make a transport of an accepted connection (TLS: the handshake)."""
-        tls: dict[str, Any] = {}
-        if self.ssl_context is not None:
-            timeout_s = self.policy.tls.timeout_s if self.policy.tls is not None else None
-            tls = {
-                "ssl": self.ssl_context,
-                "ssl_handshake_timeout": timeout_s,
-                "ssl_shutdown_timeout": timeout_s,
-            }
+        tls = _netsec.accept_tls_args(self.ssl_context, self.policy)
         try:
             conn.setblocking(False)
             await self.hub.loop.connect_accepted_socket(lambda: proto, sock=conn, **tls)
@@ -712,6 +690,38 @@ class TcpMultiPort(Port):
 
     # ---- sessions ----------------------------------------------------------------
 
+    def _check_password(self, proto: _SessionProtocol) -> None:
+        """--password-file: the connection becomes a session once it sent the password."""
+        secret = self.policy.password
+        assert secret is not None and proto.transport is not None
+        if self._closed:
+            proto.transport.abort()
+            return
+        self._admitting.add(proto)
+        proto.admission = Admission(
+            self.hub.loop,
+            proto.transport,
+            secret,
+            self.policy.password_timeout_s,
+            lambda rest: self._password_ok(proto, rest),
+            lambda reason: self._password_failed(proto, reason),
+        )
+
+    def _password_ok(self, proto: _SessionProtocol, rest: bytes) -> None:
+        self._admitting.discard(proto)
+        proto.admission = None
+        log.debug("%s: %s sent the right password", self.name, proto.peer)
+        self._accepted(proto)
+        if rest and proto.session is not None:
+            self._session_data(proto.session, rest)
+
+    def _password_failed(self, proto: _SessionProtocol, reason: str) -> None:
+        text = self.gate.password_failed(proto.peer, reason, self.hub.loop.time())
+        if text is None:
+            self._arm_flush()
+        else:
+            log.warning("%s: %s", self.name, text, extra=SELF_LIMITED)
+
     def _accepted(self, proto: _SessionProtocol) -> None:
         transport = proto.transport
         assert transport is not None
@@ -741,7 +751,7 @@ class TcpMultiPort(Port):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
-                _set_socket_options(sock, self.keepalive_s, self.sndbuf)
+                self.keepalive.apply(sock, self.sndbuf)
             except OSError as exc:
                 log.debug("%s: cannot set socket options: %s", self.name, exc)
         # Our own queue holds the backlog (shared chunks, frame-aware drops): the
@@ -965,12 +975,12 @@ class TcpMultiDriver(Driver):
         "--slow-client": SlowClient.DROP,
         "--send-timeout": None,
         "--frame": Frame.BYTES,
-        "--idle-timeout": 0.0,
-        "--keepalive": 0,
+        **_netopts.DEFAULTS,
         "--buffer": 0,
         "--sndbuf": 0,
         "--write-limit": DEFAULT_WRITE_LIMIT,
         **_netsec.DEFAULTS,
+        **_password.DEFAULTS,
     }
 
     def __init__(self, hub: HubLink):
@@ -987,7 +997,7 @@ class TcpMultiDriver(Driver):
         return True
 
     def convert_option(self, name: str, value: Any) -> Any:
-        conv = _CONVERTERS.get(name) or _netsec.CONVERTERS.get(name)
+        conv = _CONVERTERS.get(name) or _netsec.CONVERTERS.get(name) or _password.CONVERTERS.get(name)
         return value if conv is None else conv(value)
 
     def create_port(self, index: int, path: str, options: dict[str, Any]) -> TcpMultiPort:
@@ -1013,6 +1023,8 @@ class TcpMultiDriver(Driver):
         exposure = _netsec.exposure_warning(f"TCPM({index})", port, interface, policy)
         if exposure is not None:
             warnings.append(exposure)
+        if policy.password is not None:
+            warnings += _password.warnings(f"TCPM({index})", policy.password, interface, tls is not None)
         slow: SlowClient = opt["--slow-client"]
         send_timeout = opt["--send-timeout"]
         if send_timeout is None:
@@ -1038,7 +1050,7 @@ class TcpMultiDriver(Driver):
             interface,
             port,
             config,
-            keepalive_s=opt["--keepalive"],
+            keepalive=Keepalive.from_options(opt),
             sndbuf=opt["--sndbuf"],
             write_limit=opt["--write-limit"],
             policy=policy,

@@ -19,6 +19,16 @@ pause or a maximum delay to bound the wait.
 Any other message read from the port (a connection report, a signal change)
 first sends the data collected so far, so the order is kept.
 
+With --gap, every packet sent is followed by a pause: the next packet waits
+until the gap has passed since the one before it (a device or a network peer
+that needs time between packets; the serial-to-Ethernet servers' "wait after
+every packet sent"), as the event loop's clock tells it (uvloop's advances
+once per loop iteration, so a gap may come out short by that much). Packets
+ready meanwhile wait in order, and other messages keep their place behind
+them. While more than 64 KiB wait, the
+filter sends XOFF to the port, so the port stops reading (the kernel or the
+device's flow control holds the rest), and XON once a third of that is left.
+
 Only data read from the port is grouped. To group the data written to a port,
 attach the filter to the ports the data comes from.
 
@@ -30,6 +40,8 @@ Options:
                     EOT, ESC ...) or a single character (;). A comma list (CR,LF)
                     means any of them.
   --max-delay=<ms>  Send when the oldest byte has waited <ms> milliseconds.
+  --gap=<ms>        After sending a packet, hold the next one for <ms>
+                    milliseconds. Default: no gap.
 
 Example (one command line): NMEA sentences from /dev/ttyUSB0 reach TCP clients
 one line per packet, or after 50 ms at the latest.
@@ -39,18 +51,21 @@ one line per packet, or after 50 ms at the latest.
 
 from __future__ import annotations
 
+import collections
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hub.errors import UsageError
 from hub.filter import Filter, FilterContext, Timer
-from hub.messages import LineData, Message
+from hub.messages import FlowControl, LineData, Message
 
 __all__ = ["PacketizeConfig", "PacketizeFilter", "parse_end_bytes"]
 
 #: --pause when no condition is given, in seconds.
 DEFAULT_PAUSE_S = 0.010
+#: --gap: while more than this waits for its turn, the port's reading is paused (XOFF).
+GAP_QUEUE_BYTES = 64 * 1024
 
 #: Control character names --end-byte accepts. FF (form feed) is not one: it
 #: reads as the hex byte 0xFF.
@@ -122,6 +137,8 @@ class PacketizeConfig:
     #: Bytes that end a packet (empty: none).
     end_bytes: bytes = b""
     max_delay_s: float | None = None
+    #: --gap: the pause after every packet sent.
+    gap_s: float | None = None
 
 
 class PacketizeFilter(Filter):
@@ -133,6 +150,7 @@ class PacketizeFilter(Filter):
     def configure(cls, options: dict[str, Any], sticky: dict[str, Any]) -> PacketizeConfig:
         """Parse the options. Raises UsageError naming a bad value."""
         pause = _milliseconds("--pause", options["--pause"]) if "--pause" in options else None
+        gap = _milliseconds("--gap", options["--gap"]) if "--gap" in options else None
         delay = _milliseconds("--max-delay", options["--max-delay"]) if "--max-delay" in options else None
         size = None
         if "--size" in options:
@@ -151,7 +169,7 @@ class PacketizeFilter(Filter):
                 ) from None
         if pause is None and size is None and not end and delay is None:
             pause = DEFAULT_PAUSE_S
-        return PacketizeConfig(pause, size, end, delay)
+        return PacketizeConfig(pause, size, end, delay, gap)
 
     def __init__(self, ctx: FilterContext, config: PacketizeConfig) -> None:
         super().__init__(ctx, config)
@@ -164,8 +182,29 @@ class PacketizeFilter(Filter):
         self.pending_bytes = 0
         self._pause_timer: Timer | None = None
         self._delay_timer: Timer | None = None
+        #: --gap: packets (and the messages behind them) waiting for their turn.
+        self._gap_s = config.gap_s
+        self._waiting: collections.deque[Message] = collections.deque()
+        self.waiting_bytes = 0
+        self._gap_timer: Timer | None = None
+        #: The port's reading is paused for the waiting packets.
+        self.paused = False
 
     def on_in(self, msg: Message, out: list[Message], echo: list[Message]) -> None:
+        if self._gap_s is not None:
+            packets: list[Message] = []
+            self._group(msg, packets)
+            self._space(packets, out)
+        else:
+            self._group(msg, out)
+
+    def close(self) -> None:
+        self._cancel_timers()
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
+
+    def _group(self, msg: Message, out: list[Message]) -> None:
         if type(msg) is LineData:
             assert isinstance(msg, LineData)
             if msg.data:
@@ -177,8 +216,44 @@ class PacketizeFilter(Filter):
                 out.append(LineData(self._take()))
             out.append(msg)
 
-    def close(self) -> None:
-        self._cancel_timers()
+    # ---- --gap ------------------------------------------------------------------------
+
+    def _space(self, msgs: list[Message], out: list[Message]) -> None:
+        """Pass packets on with the gap after each; the rest waits, in order."""
+        for m in msgs:
+            if self._gap_timer is None and not self._waiting:
+                out.append(m)
+                if type(m) is LineData:
+                    assert self._gap_s is not None
+                    self._gap_timer = self.ctx.call_later(self._gap_s, self._on_gap)
+            else:
+                self._waiting.append(m)
+                if type(m) is LineData:
+                    self.waiting_bytes += len(m.data)  # type: ignore[union-attr]
+        if not self.paused and self.waiting_bytes > GAP_QUEUE_BYTES:
+            self.paused = True
+            self.ctx.send_out([FlowControl(True)])
+
+    def _on_gap(self) -> None:
+        """The gap after a packet is over: the next packet, and the messages before it."""
+        self._gap_timer = None
+        out: list[Message] = []
+        waiting = self._waiting
+        packet = False
+        while waiting and not packet:
+            m = waiting.popleft()
+            out.append(m)
+            if type(m) is LineData:
+                self.waiting_bytes -= len(m.data)  # type: ignore[union-attr]
+                packet = True
+        if out:
+            self.ctx.send_in(out)
+        if packet:  # timed from after the packet went on its way
+            assert self._gap_s is not None
+            self._gap_timer = self.ctx.call_later(self._gap_s, self._on_gap)
+        if self.paused and self.waiting_bytes <= GAP_QUEUE_BYTES // 3:
+            self.paused = False
+            self.ctx.send_out([FlowControl(False)])
 
     # ---- internals ------------------------------------------------------------------
 
@@ -220,8 +295,16 @@ class PacketizeFilter(Filter):
             self._delay_timer = self.ctx.call_later(self._max_delay_s, self._on_timer)
 
     def _on_timer(self) -> None:
-        if self._pending:
-            self.ctx.send_in([LineData(self._take())])
+        if not self._pending:
+            return
+        packet: list[Message] = [LineData(self._take())]
+        if self._gap_s is None:
+            self.ctx.send_in(packet)
+            return
+        out: list[Message] = []
+        self._space(packet, out)
+        if out:
+            self.ctx.send_in(out)
 
     def _take(self) -> bytes:
         """Return the collected packet and start an empty one."""

@@ -14,8 +14,8 @@ one of its driver's or filter's options, spelt without ``--``)::
     [device.<name>]       path = "/dev/ttyUSB0" | usb = "0403:6001" (+ serial-number,
                           usb-interface) | sim = "gps"; required; serial options;
                           served as: raw, telnet, rfc2217 (tcp-multi listeners),
-                          pty, mqtt -- each a port/path/url, a table with options,
-                          or a list of those
+                          pty, mqtt, udp -- each a port/path/url/address, a table
+                          with options, or a list of those
     [group.<name>]        [[group.<name>.port]] driver, path, name, filters, options;
                           [group.<name>.filter.<id>] module, group, name, options;
                           route, bi-route, echo-route, no-route, fc-route,
@@ -59,6 +59,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "rfc2217": ("tcp-multi", "port"),
     "pty": ("pty", "path"),
     "mqtt": ("mqtt", "url"),
+    "udp": ("udp", "address"),
 }
 #: Route keys of a group -> the core option they stand for.
 ROUTE_KEYS = {

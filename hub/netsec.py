@@ -78,6 +78,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
+from .password import DEFAULT_TIMEOUT_S as DEFAULT_PASSWORD_TIMEOUT_S
+from .password import FAILURE_WINDOW_S, MAX_FAILURES, Secret
 
 __all__ = [
     "CONVERTERS",
@@ -95,6 +97,7 @@ __all__ = [
     "TlsSettings",
     "Verdict",
     "Verify",
+    "accept_tls_args",
     "check_disabled",
     "exposure_warning",
     "parse_cidr_list",
@@ -546,11 +549,11 @@ class RateLimiter:
     are the same as absent and are dropped first, then the least recently seen.
     """
 
-    def __init__(self, rate_per_s: float, max_keys: int = MAX_TRACKED_ADDRESSES):
+    def __init__(self, rate_per_s: float, max_keys: int = MAX_TRACKED_ADDRESSES, burst: float | None = None):
         if rate_per_s <= 0 or max_keys < 1:
             raise ValueError("rate_per_s and max_keys must be positive")
         self.rate_per_s = rate_per_s
-        self.burst = max(1.0, float(rate_per_s))
+        self.burst = max(1.0, float(rate_per_s if burst is None else burst))
         self.max_keys = max_keys
         #: key -> (tokens, time of last update); ordered by last update.
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -572,6 +575,11 @@ class RateLimiter:
             tokens -= 1.0
         self._buckets[key] = (tokens, now)
         return allowed
+
+    def peek(self, key: str, now: float) -> bool:
+        """Would `allow` let `key` through at `now`? Takes nothing."""
+        entry = self._buckets.get(key)
+        return entry is None or entry[0] + (now - entry[1]) * self.rate_per_s >= 1.0
 
     def _prune(self, now: float) -> None:
         refill_s = self.burst / self.rate_per_s
@@ -693,6 +701,10 @@ class Verdict(enum.Enum):
     FULL = "too many connections"
     #: The driver's own reason (e.g. a `!` port not in use); counted and logged the same way.
     REFUSED = "not in use"
+    #: --password-file: a wrong or missing password (refused after the delay).
+    BAD_PASSWORD = "wrong or missing password"
+    #: --password-file: the address failed too often lately; refused before it is read.
+    LOCKED_OUT = "too many wrong passwords"
 
 
 @dataclass(frozen=True, slots=True)
@@ -704,6 +716,9 @@ class ListenerPolicy:
     #: None: EXTRA_CONNECTIONS more than the ports on the address.
     max_connections: int | None = None
     tls: TlsSettings | None = None
+    #: --password-file (hub.password): a client sends it before anything else.
+    password: Secret | None = None
+    password_timeout_s: float = DEFAULT_PASSWORD_TIMEOUT_S
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ListenerPolicy:
@@ -714,12 +729,27 @@ class ListenerPolicy:
             max_rate=DEFAULT_MAX_RATE if rate is None else rate,
             max_connections=get("--max-connections"),
             tls=TlsSettings.from_options(options),
+            password=get("--password-file"),
+            password_timeout_s=get("--password-timeout") or DEFAULT_PASSWORD_TIMEOUT_S,
         )
 
     @property
     def authenticates(self) -> bool:
-        """True if not everybody who reaches the port gets in (allow-list or client certs)."""
-        return bool(self.access.allow) or (self.tls is not None and self.tls.verifies_peer)
+        """True if not everybody who reaches the port gets in (allow-list, client certs, password)."""
+        return (
+            bool(self.access.allow)
+            or (self.tls is not None and self.tls.verifies_peer)
+            or self.password is not None
+        )
+
+
+def accept_tls_args(context: ssl.SSLContext | None, policy: ListenerPolicy) -> dict[str, Any]:
+    """The TLS keyword arguments of ``loop.connect_accepted_socket`` for a listener
+    (``{}`` without TLS): the context and --tls-timeout for handshake and shutdown."""
+    if context is None:
+        return {}
+    timeout_s = policy.tls.timeout_s if policy.tls is not None else None
+    return {"ssl": context, "ssl_handshake_timeout": timeout_s, "ssl_shutdown_timeout": timeout_s}
 
 
 def exposure_warning(name: str, port: int, interface: str | None, policy: ListenerPolicy) -> str | None:
@@ -749,6 +779,12 @@ class Gate:
         self.policy = policy
         self.limit = ConnectionLimit(1)
         self.rate = RateLimiter(policy.max_rate) if policy.max_rate > 0 else None
+        #: --password-file: failed passwords per address (MAX_FAILURES per FAILURE_WINDOW_S).
+        self.failures = (
+            RateLimiter(MAX_FAILURES / FAILURE_WINDOW_S, burst=MAX_FAILURES)
+            if policy.password is not None
+            else None
+        )
         self.log = LogLimiter(log_interval_s)
         self.counts: dict[Verdict, int] = dict.fromkeys(Verdict, 0)
         self.handshake_failures = 0
@@ -772,6 +808,8 @@ class Gate:
         addr = peer_ip(host)
         if not self.policy.access.permits(addr):
             verdict = Verdict.DENIED
+        elif self.failures is not None and not self.failures.peek(rate_key(addr, host), now):
+            verdict = Verdict.LOCKED_OUT
         elif self.rate is not None and not self.rate.allow(rate_key(addr, host), now):
             verdict = Verdict.RATE_LIMITED
         else:
@@ -800,6 +838,17 @@ class Gate:
                 f"{more}; further refusals of {host} are logged once per {self.log.interval_s:g} s"
             )
         return f"refused connection from {peer} ({verdict.value}){more}"
+
+    def password_failed(self, peer: str, reason: str, now: float) -> str | None:
+        """Count a refused password (`reason` in words, never the bytes); the log line or None."""
+        self.counts[Verdict.BAD_PASSWORD] += 1
+        host = _host_of(peer)
+        if self.failures is not None:
+            self.failures.allow(rate_key(peer_ip(host), host), now)
+        left_out = self.log.note((Verdict.BAD_PASSWORD, host), now)
+        if left_out is None:
+            return None
+        return f"refused {peer}: {reason}{self._more(left_out)}"
 
     def handshake_failed(self, peer: str, exc: BaseException, now: float) -> str | None:
         """Count a failed TLS handshake; the log line, or None to stay quiet."""
@@ -835,6 +884,12 @@ class Gate:
             f"{c[Verdict.RATE_LIMITED]} by --max-rate, {c[Verdict.FULL]} over --max-connections, "
             f"{c[Verdict.REFUSED]} not in use; "
             f"{self.handshake_failures} failed TLS handshakes"
+            + (
+                f"; {c[Verdict.BAD_PASSWORD]} wrong or missing passwords, "
+                f"{c[Verdict.LOCKED_OUT]} refused for too many of them"
+                if self.policy.password is not None
+                else ""
+            )
         )
 
     def _more(self, left_out: int) -> str:

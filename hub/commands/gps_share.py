@@ -1,6 +1,6 @@
 """Usage:
-  gps-share [options] <device> [--pty=<path>]... [--tcp=<address>]...
-  gps-share [options] --demo [--pty=<path>]... [--tcp=<address>]...
+  gps-share [options] <device> [--pty=<path>]... [--tcp=<address>]... [--udp=<address>]...
+  gps-share [options] --demo [--pty=<path>]... [--tcp=<address>]... [--udp=<address>]...
   gps-share -h | --help
 
 Share one GPS receiver with many applications. Each application opens its own
@@ -16,6 +16,7 @@ Examples:
   gps-share /dev/ttyUSB0 --pty /tmp/gps-app1 --pty /tmp/gps-app2 --tcp 10110
   gps-share --demo --pty /tmp/gps1 --tcp 10110 --status --http 8080
   gps-share /dev/ttyACM0 --baud 9600 --pty /tmp/gpsd --pty /tmp/uc --writer uc
+  gps-share --demo --udp 127.0.0.1:10110 --udp 239.192.0.1:10110
 
 Options:
   <device>            The receiver's serial device, e.g. /dev/ttyUSB0 or
@@ -27,6 +28,10 @@ Options:
   --tcp=<address>     Serve the stream to any number of TCP clients on
                       [<host>:]<port> (10110 is the usual NMEA-over-TCP port).
                       Repeatable.
+  --udp=<address>     Send the stream as UDP datagrams to <host>:<port>:
+                      one machine, a broadcast address or a multicast group
+                      (OpenCPN, SignalK and chart plotters listen on 10110),
+                      whole sentences in every datagram. Repeatable.
   --baud=<b>          The receiver's baud rate, or c for the port's current
                       setting. Default 4800 (the NMEA 0183 rate; many u-blox
                       receivers use 9600; USB receivers ignore it).
@@ -51,13 +56,15 @@ Options:
   -h, --help          Show this help.
   --version           Show the version.
 
-What it runs: hub4com with the receiver as port 0, the ptys after it and a
-tcp-multi listener per --tcp, all with --frame=line --slow-client=drop and a
-small queue (16 KiB), routes from port 0 to every other port (and from the
-writer to port 0), and no flow-control routes, so no application can pause
-the receiver. An application that joins mid-sentence starts at the next one;
-one that falls 16 KiB behind (plus what the kernel holds for it) loses whole
-sentences until it catches up, counted in the "Write lost" lines and --status.
+What it runs: hub4com with the receiver as port 0, the ptys after it, a
+tcp-multi listener per --tcp and a udp port per --udp. The ptys and the
+listeners frame by lines and let a slow reader lose whole sentences, with a
+small queue (16 KiB); the udp ports send whole sentences per datagram.
+Routes go from port 0 to every other port (and from the writer to port 0),
+with no flow-control routes, so no application can pause the receiver. An
+application that joins mid-sentence starts at the next one; one that falls
+16 KiB behind (plus what the kernel holds for it) loses whole sentences
+until it catches up, counted in the "Write lost" lines and --status.
 """
 
 from __future__ import annotations
@@ -106,6 +113,7 @@ class Plan:
     demo: bool
     ptys: list[str] = field(default_factory=list)
     tcps: list[str] = field(default_factory=list)
+    udps: list[str] = field(default_factory=list)
     baud: str = DEFAULT_BAUD
     rate: str | None = None
     writer: str | None = None
@@ -137,6 +145,8 @@ class Plan:
             where = address if ":" in address else f"{_bracket(self.interface)}:{address}"
             role = "one at a time may write to the GPS" if self.writer == "tcp" else "read-only"
             lines.append(f"TCP clients on {where} ({role}; whole sentences)")
+        for address in self.udps:
+            lines.append(f"UDP datagrams to {address} (whole sentences)")
         return lines
 
 
@@ -157,14 +167,15 @@ def plan_from_args(argv: list[str]) -> Plan:
         demo=bool(args["--demo"]),
         ptys=list(args["--pty"]),
         tcps=list(args["--tcp"]),
+        udps=list(args["--udp"]),
         baud=args["--baud"] or DEFAULT_BAUD,
         rate=args["--rate"],
         interface=args["--interface"] or DEFAULT_INTERFACE,
         verbosity=int(bool(args["--verbose"])) - int(bool(args["--quiet"])),
         http=args["--http"],
     )
-    if not plan.ptys and not plan.tcps:
-        raise PlanError("nothing to share to: give at least one --pty or --tcp")
+    if not plan.ptys and not plan.tcps and not plan.udps:
+        raise PlanError("nothing to share to: give at least one --pty, --tcp or --udp")
     if plan.rate is not None and not plan.demo:
         raise PlanError("--rate is for the simulated receiver (--demo)")
     if len(set(plan.ptys)) != len(plan.ptys):
@@ -239,6 +250,8 @@ def build_argv(plan: Plan) -> list[str]:
         else:
             argv.append("--recv-from=none")
         argv += plan.tcps
+    if plan.udps:
+        argv += ["--use-driver=udp", "--frame=line", *plan.udps]
     return argv
 
 

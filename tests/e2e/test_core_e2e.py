@@ -76,8 +76,13 @@ def test_gps_hub_default_routes(start_hub, pty_device, tmp_path):
 def test_serial_to_tcp_listener(start_hub, pty_device):
     dev = pty_device()
     port = free_port()
-    start_hub("--octs=off", dev.path, "--use-driver=tcp", "--interface=127.0.0.1", f"*{port}", wait_ports=2)
+    hub = start_hub(
+        "--octs=off", dev.path, "--use-driver=tcp", "--interface=127.0.0.1", f"*{port}", wait_ports=2
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        # The kernel completes the handshake before the hub accepts: data the device
+        # sends before that is unheard (nobody connected yet), so wait for the accept.
+        hub.wait_line("TCP(1) accepted connection")
         payload = bytes(range(256)) * 64
         dev.write(payload)
         assert recv_exactly(c, len(payload)) == payload

@@ -6,6 +6,7 @@ Every wait has a deadline; every process is stopped by its pid.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import itertools
 import json
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -524,59 +526,26 @@ def _gpsd_shm_ids() -> set[int]:
     return ids
 
 
-@pytest.mark.interop
-@pytest.mark.skipif(GPSD is None, reason="gpsd is not installed (Debian package gpsd)")
-def test_gpsd_reads_one_pty_while_another_app_reads_the_other(start, tmp_path):
-    app_gpsd, app_other = tmp_path / "gps-gpsd", tmp_path / "gps-other"
-    gs = start("--demo", "--rate=5", "--pty", str(app_gpsd), "--pty", str(app_other), wait_ports=3)
-    wait_for(lambda: app_gpsd.exists(), what="the pty link")
+@contextlib.contextmanager
+def gpsd_serving(source: str, tmp_path: Path) -> Iterator[int]:
+    """gpsd reading `source` read-only (-b), in the foreground; yields its JSON port.
+
+    Stopped by its pid at the end; shared memory segments it made are removed.
+    """
     gpsd_port = free_port()
     shm_before = _gpsd_shm_ids()
     assert GPSD is not None
     gpsd = subprocess.Popen(
         [
-            GPSD,
-            "-N",
-            "-n",
-            "-b",
-            "-S",
-            str(gpsd_port),
-            "-F",
-            str(tmp_path / "gpsd.sock"),
-            "-P",
-            str(tmp_path / "gpsd.pid"),
-            str(app_gpsd),
+            GPSD, "-N", "-n", "-b", "-S", str(gpsd_port), "-F", str(tmp_path / "gpsd.sock"),
+            "-P", str(tmp_path / "gpsd.pid"), source,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-    )
-    other = open_pty_app(app_other)
-    sock = None
+    )  # fmt: skip
     try:
-        gs.wait_line("gps-gpsd(1) connected", timeout=10)
-        sock = wait_for(lambda: _try_connect(gpsd_port), timeout=10, what="gpsd's port")
-        assert isinstance(sock, socket.socket)
-        sock.settimeout(10)
-        sock.sendall(b'?WATCH={"enable":true,"json":true};\n')
-        fix = None
-        end = time.monotonic() + 15
-        for line in sock.makefile("rb"):
-            obj = json.loads(line)
-            if obj.get("class") == "TPV" and obj.get("mode", 0) >= 2:
-                fix = obj
-                break
-            if time.monotonic() > end:
-                break
-        assert fix is not None, "gpsd reported no position"
-        assert abs(fix["lat"] - 52.52) < 0.1 and abs(fix["lon"] - 13.405) < 0.1
-        assert fix["device"] == str(app_gpsd)
-        # meanwhile the other application got whole sentences of its own
-        data = read_until({0: other}, lambda b: b[0].count(b"\n") >= 10, 10)[0]
-        assert all(nmea_ok(line) for line in data.splitlines(keepends=True)[1:-1])
+        yield gpsd_port
     finally:
-        if sock is not None:
-            sock.close()
-        os.close(other)
         gpsd.send_signal(signal.SIGTERM)
         try:
             gpsd.wait(5)
@@ -585,6 +554,43 @@ def test_gpsd_reads_one_pty_while_another_app_reads_the_other(start, tmp_path):
             gpsd.wait(5)
         for shmid in _gpsd_shm_ids() - shm_before:
             subprocess.run(["ipcrm", "-m", str(shmid)], check=False, capture_output=True)
+
+
+def gpsd_fix(gpsd_port: int, timeout: float = 15) -> dict[str, Any]:
+    """The first position fix (TPV, mode 2 or 3) gpsd reports on its JSON port."""
+    sock = wait_for(lambda: _try_connect(gpsd_port), timeout=10, what="gpsd's port")
+    assert isinstance(sock, socket.socket)
+    with sock:
+        sock.settimeout(10)
+        sock.sendall(b'?WATCH={"enable":true,"json":true};\n')
+        end = time.monotonic() + timeout
+        for line in sock.makefile("rb"):
+            obj = json.loads(line)
+            if obj.get("class") == "TPV" and obj.get("mode", 0) >= 2:
+                return dict(obj)
+            if time.monotonic() > end:
+                break
+    raise AssertionError("gpsd reported no position")
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(GPSD is None, reason="gpsd is not installed (Debian package gpsd)")
+def test_gpsd_reads_one_pty_while_another_app_reads_the_other(start, tmp_path):
+    app_gpsd, app_other = tmp_path / "gps-gpsd", tmp_path / "gps-other"
+    gs = start("--demo", "--rate=5", "--pty", str(app_gpsd), "--pty", str(app_other), wait_ports=3)
+    wait_for(lambda: app_gpsd.exists(), what="the pty link")
+    with gpsd_serving(str(app_gpsd), tmp_path) as gpsd_port:
+        other = open_pty_app(app_other)
+        try:
+            gs.wait_line("gps-gpsd(1) connected", timeout=10)
+            fix = gpsd_fix(gpsd_port)
+            assert abs(fix["lat"] - 52.52) < 0.1 and abs(fix["lon"] - 13.405) < 0.1
+            assert fix["device"] == str(app_gpsd)
+            # meanwhile the other application got whole sentences of its own
+            data = read_until({0: other}, lambda b: b[0].count(b"\n") >= 10, 10)[0]
+            assert all(nmea_ok(line) for line in data.splitlines(keepends=True)[1:-1])
+        finally:
+            os.close(other)
 
 
 def _try_connect(port: int) -> socket.socket | None:

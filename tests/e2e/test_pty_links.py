@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 import serial
+
+from hub.errors import EXIT_USAGE
 
 from .conftest import DEADLINE_S, Hub, free_port, run_hub, wait_for
 from .test_wrappers import WrapperHub
@@ -89,3 +92,52 @@ def test_the_quick_start_twice(tmp_path):
     finally:
         first.stop()
     wait_for(lambda: not any(p.is_symlink() for p in links), what="the links to go")
+
+
+# ---- --replace-link: a pty takes a device's name for the hub's lifetime (issue 14) -------
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_a_taken_over_device_link_is_restored_when_the_hub_stops(start_hub, tmp_path, how):
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    link = by_id / "usb-Prolific-if00-port0"
+    os.symlink("../../ttyUSB0", link)
+    hub = start_hub("--use-driver=sim", "gps", "--use-driver=pty", "--replace-link", str(link), wait_ports=2)
+    hub.wait_line("taking over")
+    assert os.readlink(link).startswith("/dev/pts/")
+    assert read_line(link).startswith(b"$GP"), "applications opening the device's name get the hub's port"
+    hub.proc.send_signal(getattr(signal, how))
+    assert hub.proc.wait(DEADLINE_S) == 0
+    assert os.readlink(link) == "../../ttyUSB0"
+    assert sorted(os.listdir(by_id)) == ["usb-Prolific-if00-port0"]
+
+
+def test_a_takeover_left_by_a_killed_hub_is_restored_by_the_next(start_hub, tmp_path):
+    link = tmp_path / "gps-by-id"
+    os.symlink("../../ttyACM0", link)
+    killed = start_hub(
+        "--use-driver=sim", "gps", "--use-driver=pty", "--replace-link", str(link), wait_ports=2
+    )
+    killed.wait_line("taking over")
+    killed.proc.send_signal(signal.SIGKILL)
+    killed.proc.wait(DEADLINE_S)
+    assert (tmp_path / "gps-by-id.lock").read_text().splitlines()[1] == "../../ttyACM0"
+    again = start_hub("--use-driver=sim", "gps", "--use-driver=pty", str(link), wait_ports=2)
+    again.wait_line("restoring it at exit")
+    assert read_line(link).startswith(b"$GP")
+    assert again.stop() == 0
+    assert os.readlink(link) == "../../ttyACM0"
+    assert not (tmp_path / "gps-by-id.lock").exists()
+
+
+def test_without_the_option_a_device_link_is_refused_and_kept(tmp_path):
+    link = tmp_path / "gps-by-id"
+    os.symlink("../../ttyACM0", link)
+    r = run_hub("--use-driver=sim", "gps", "--use-driver=pty", str(link))
+    assert r.returncode == EXIT_USAGE
+    assert error_lines(r.stderr) == [
+        f"hub4com: The pty link path is a symlink to ../../ttyACM0 that no hub made; remove it, choose "
+        f"another path, or give --replace-link to take it over while the hub runs in '{link}'"
+    ]
+    assert os.readlink(link) == "../../ttyACM0"

@@ -139,23 +139,28 @@ def test_socat_openssl_client(start_hub, pty_device, pki):
     )
     try:
         hub.wait_line("TCP(1) accepted connection from 127.0.0.1:")
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(b"from socat\n")
-        proc.stdin.flush()
-        assert dev.read(11) == b"from socat\n"
-        dev.write(b"to socat\n")
-        got = b""
-        end = time.monotonic() + DEADLINE_S
-        while b"to socat\n" not in got:
-            assert time.monotonic() < end, f"socat printed only {got!r}"
-            if select.select([proc.stdout], [], [], 0.1)[0]:
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                assert chunk, f"socat ended: {proc.stderr.read() if proc.stderr else b''!r}"
-                got += chunk
-        assert got == b"to socat\n"
+        socat_both_ways(proc, dev)
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def socat_both_ways(proc: subprocess.Popen[bytes], dev: PtyDevice) -> None:
+    """A line from socat's stdin reaches the device, and one from the device socat's stdout."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"from socat\n")
+    proc.stdin.flush()
+    assert dev.read(11) == b"from socat\n"
+    dev.write(b"to socat\n")
+    got = b""
+    end = time.monotonic() + DEADLINE_S
+    while b"to socat\n" not in got:
+        assert time.monotonic() < end, f"socat printed only {got!r}"
+        if select.select([proc.stdout], [], [], 0.1)[0]:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            assert chunk, f"socat ended: {proc.stderr.read() if proc.stderr else b''!r}"
+            got += chunk
+    assert got == b"to socat\n"
 
 
 @pytest.mark.interop

@@ -326,3 +326,92 @@ def test_usb_identity_found_in_a_fake_sysfs(tmp_path: Path) -> None:
     assert find("usb:0403:6001,serial=A1") == []
     with pytest.raises(ValueError):
         UsbIdentity.parse("usb:0403:6001,colour=red")
+
+
+def test_network_options_in_a_config_are_those_of_the_command_line(tmp_path: Path) -> None:
+    """Issue 14's options (udp ports, keepalive, buffers, passwords, on-demand listeners,
+    link takeover) are plain keys, spelt as on the command line without --."""
+    pw = tmp_path / "pw"
+    pw.write_text("secret\n")
+    pw.chmod(0o600)
+    text = f"""
+[group.boat]
+route = ["gps:plotter,console,app"]
+[[group.boat.port]]
+name = "gps"
+driver = "sim"
+path = "gps"
+[[group.boat.port]]
+name = "plotter"
+driver = "udp"
+path = "239.192.0.1:10110"
+frame = "line"
+datagram-size = 1000
+[[group.boat.port]]
+name = "console"
+driver = "tcp"
+path = "*7000"
+interface = "127.0.0.1"
+listen = "on-demand"
+buffer = 4096
+password-file = "{pw}"
+keepalive = 30
+keepalive-interval = 5
+keepalive-count = 4
+idle-timeout = 600
+[[group.boat.port]]
+name = "app"
+driver = "pty"
+path = "{tmp_path / "gps0"}"
+replace-link = true
+"""
+    argv = [
+        "--route=0:1,2,3",
+        "--use-driver=sim",
+        "gps",
+        "--use-driver=udp",
+        "--frame=line",
+        "--datagram-size=1000",
+        "239.192.0.1:10110",
+        "--frame=bytes",  # sticky: the config's ports have their own options only
+        "--use-driver=tcp",
+        "--interface=127.0.0.1",
+        "--listen=on-demand",
+        "--buffer=4096",
+        f"--password-file={pw}",
+        "--keepalive=30",
+        "--keepalive-interval=5",
+        "--keepalive-count=4",
+        "--idle-timeout=600",
+        "*7000",
+        "--use-driver=pty",
+        "--buffer=0",
+        "--replace-link",
+        str(tmp_path / "gps0"),
+    ]
+    table = table_of_config(text)
+    assert table == table_of_args(*argv)
+    assert "secret" not in table and str(pw) in table
+
+
+def test_a_device_served_as_udp() -> None:
+    text = """
+[device.gps]
+sim = "gps"
+udp = [{ address = "239.192.0.1:10110", frame = "line", ttl = 2 }, "127.0.0.1:2947"]
+"""
+    table = table_of_config(text)
+    assert table == table_of_args(
+        "--bi-route=0:1,2",
+        "--use-driver=sim",
+        "gps",
+        "--use-driver=udp",
+        "--frame=line",
+        "--ttl=2",
+        "239.192.0.1:10110",
+        "--frame=bytes",
+        "--ttl=1",
+        "127.0.0.1:2947",
+    )
+    with pytest.raises(UsageError, match="expected the address of this udp service"):
+        table_of_config('[device.gps]\nsim = "gps"\nudp = { frame = "line" }\n')

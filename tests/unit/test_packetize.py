@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from filters.packetize import PacketizeConfig, PacketizeFilter, parse_end_bytes
 from hub.caps import In, Out
 from hub.errors import UsageError
-from hub.messages import Connect, LineData, Message, ModemStatus
+from hub.messages import Connect, FlowControl, LineData, Message, ModemStatus
 from hub.options import option_names
 from hub.testing import FakeContext, make_filter, run_in
 
@@ -30,7 +30,7 @@ def feed(f: PacketizeFilter, *chunks: bytes) -> list[Message]:
 
 def test_usage_parses() -> None:
     names = option_names(PacketizeFilter.USAGE)
-    assert names == {"--pause", "--size", "--end-byte", "--max-delay"}
+    assert names == {"--pause", "--size", "--end-byte", "--max-delay", "--gap"}
     after = docopt.parse_docstring_sections(PacketizeFilter.USAGE).after_usage
     assert {o.longer for o in docopt.parse_options(after)} == names
     assert PacketizeFilter.has_in() and not PacketizeFilter.has_out()
@@ -46,6 +46,8 @@ def test_usage_parses() -> None:
         (["--size=64"], PacketizeConfig(None, 64, b"", None)),
         (["--end-byte=LF", "--max-delay=2.5"], PacketizeConfig(None, None, b"\n", 0.0025)),
         (["--max-delay=100"], PacketizeConfig(None, None, b"", 0.1)),
+        (["--gap=20"], PacketizeConfig(0.010, None, b"", None, 0.02)),
+        (["--end-byte=LF", "--gap=5"], PacketizeConfig(None, None, b"\n", None, 0.005)),
     ],
 )
 def test_configuration(argv: list[str], config: PacketizeConfig) -> None:
@@ -250,3 +252,63 @@ def test_packets_keep_every_byte_in_order(chunks: list[bytes], size: int | None,
     for p in packets:
         assert size is None or len(p) <= size
         assert not by_end or b"\n" not in p[:-1]
+
+
+# ---- --gap ------------------------------------------------------------------------------
+
+
+def test_gap_holds_each_packet_after_the_one_before() -> None:
+    f, ctx = packetizer("--end-byte=LF", "--gap=100")
+    assert feed(f, b"one\ntwo\nthree\n") == [LineData(b"one\n")]
+    ctx.advance(0.099)
+    assert ctx.sent_in == []
+    ctx.advance(0.001)
+    assert ctx.sent_in == [LineData(b"two\n")]
+    ctx.advance(0.1)
+    assert ctx.sent_in == [LineData(b"two\n"), LineData(b"three\n")]
+    ctx.advance(0.1)  # the gap after the last one passes; nothing waits
+    assert ctx.pending_timers == 0
+    assert feed(f, b"four\n") == [LineData(b"four\n")]  # after the gap: at once
+
+
+def test_gap_keeps_other_messages_in_their_place() -> None:
+    f, ctx = packetizer("--end-byte=LF", "--gap=50")
+    out = run_in(f, [LineData(b"a\nb\n"), Connect(False), LineData(b"c\n")])[0]
+    assert out == [LineData(b"a\n")]
+    ctx.advance(0.05)
+    assert ctx.sent_in == [LineData(b"b\n")]
+    ctx.advance(0.05)
+    assert ctx.sent_in == [LineData(b"b\n"), Connect(False), LineData(b"c\n")]
+
+
+def test_gap_after_a_packet_the_pause_timer_made() -> None:
+    f, ctx = packetizer("--pause=10", "--gap=100")
+    assert feed(f, b"ab") == []
+    ctx.advance(0.01)
+    assert ctx.sent_in == [LineData(b"ab")]
+    assert feed(f, b"cd") == []
+    ctx.advance(0.01)  # grouped, but the gap after "ab" (sent at 0.01) is not over
+    assert ctx.sent_in == [LineData(b"ab")]
+    ctx.advance(0.08)
+    assert ctx.sent_in == [LineData(b"ab")]
+    ctx.advance(0.015)
+    assert ctx.sent_in == [LineData(b"ab"), LineData(b"cd")]
+
+
+def test_gap_pauses_the_port_while_much_waits() -> None:
+    f, ctx = packetizer("--size=1024", "--gap=10")
+    feed(f, bytes(1024 * 80))
+    assert f.waiting_bytes == 79 * 1024 and ctx.sent_out == [FlowControl(True)]
+    ctx.advance(0.01 * (79 - 22) + 0.005)  # 22 KiB left: more than a third of 64 KiB
+    assert f.waiting_bytes == 22 * 1024 and ctx.sent_out == [FlowControl(True)]
+    ctx.advance(0.01)
+    assert f.waiting_bytes == 21 * 1024 and ctx.sent_out == [FlowControl(True), FlowControl(False)]
+    ctx.advance(1.0)
+    assert f.waiting_bytes == 0 and len(ctx.sent_in) == 79
+
+
+def test_close_cancels_the_gap() -> None:
+    f, ctx = packetizer("--end-byte=LF", "--gap=10")
+    feed(f, b"a\nb\n")
+    f.close()
+    assert ctx.pending_timers == 0

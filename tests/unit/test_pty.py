@@ -198,7 +198,14 @@ async def sync_with_app(hub: FakeHub, ser: serial.Serial, token: bytes) -> None:
 
 
 def test_usage_declares_the_options_with_their_defaults() -> None:
-    assert option_names(USAGE) == {"--write-limit", "--frame", "--slow-client"}
+    assert option_names(USAGE) == {
+        "--write-limit",
+        "--frame",
+        "--slow-client",
+        "--buffer",
+        "--replace-link",
+        "--no-replace-link",
+    }
     assert USAGE.startswith("Usage: pty [options]\n")
     assert f"Default {DEFAULT_WRITE_LIMIT}" in USAGE
     assert "Default bytes." in USAGE and "Default block." in USAGE
@@ -423,13 +430,83 @@ def test_a_symlink_no_hub_made_is_refused_and_kept(run: Any, tmp_path: Any) -> N
         link = tmp_path / "app1"
         os.symlink("/dev/ttyS0", link)  # the user's own link
         port = make_port(FakeHub(), link)
-        with pytest.raises(UsageError, match="symlink to /dev/ttyS0 that no hub made"):
+        with pytest.raises(UsageError, match=r"symlink to /dev/ttyS0 that no hub made.*--replace-link"):
             port.start()
         port.close()
         assert os.readlink(link) == "/dev/ttyS0"
         assert not os.path.lexists(tmp_path / "app1.lock")
 
     run(main())
+
+
+def test_replace_link_takes_over_a_symlink_and_restores_it_at_close(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        by_id = tmp_path / "by-id"
+        by_id.mkdir()
+        link = by_id / "usb-u-blox_GNSS-if00"
+        os.symlink("../../ttyACM0", link)  # as udev makes them: relative, here dangling
+        port = started(FakeHub(), link, argv=("--replace-link",))
+        try:
+            assert os.readlink(link) == port.slave_path
+            # the old target is on record before the link is replaced
+            assert (by_id / "usb-u-blox_GNSS-if00.lock").read_text() == f"{os.getpid()}\n../../ttyACM0\n"
+            fd = raw_open(link)
+            os.close(fd)
+        finally:
+            port.close()
+        assert os.readlink(link) == "../../ttyACM0"
+        assert not os.path.lexists(by_id / "usb-u-blox_GNSS-if00.lock")
+        assert sorted(os.listdir(by_id)) == ["usb-u-blox_GNSS-if00"]  # no temporary left
+
+    run(main())
+
+
+def test_a_killed_hubs_takeover_is_carried_over_and_restored(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "gps"
+        os.symlink("/dev/pts/does-not-exist", link)  # the killed hub's pty
+        (tmp_path / "gps.lock").write_text("99999999\n../../ttyUSB0\n")
+        port = started(FakeHub(), link)  # even without --replace-link: the link was taken over
+        try:
+            assert os.readlink(link) == port.slave_path
+            assert (tmp_path / "gps.lock").read_text() == f"{os.getpid()}\n../../ttyUSB0\n"
+        finally:
+            port.close()
+        assert os.readlink(link) == "../../ttyUSB0"
+
+    run(main())
+
+
+def test_a_taken_over_link_that_changed_meanwhile_is_left_alone(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        link = tmp_path / "gps"
+        os.symlink("../../ttyUSB0", link)
+        port = started(FakeHub(), link, argv=("--replace-link",))
+        os.unlink(link)
+        os.symlink("../../ttyUSB1", link)  # udev made it anew: the device came back
+        port.close()
+        assert os.readlink(link) == "../../ttyUSB1"
+
+    run(main())
+
+
+@pytest.mark.parametrize("kind", ["regular file", "device node"])
+def test_replace_link_never_replaces_a_file_or_a_device(tmp_path: Any, kind: str) -> None:
+    if kind == "regular file":
+        path = tmp_path / "ttyUSB0"
+        path.write_text("keep")
+    else:
+        path = "/dev/null"
+    with pytest.raises(UsageError, match="exists and is not a symlink"):
+        make_port(FakeHub.__new__(FakeHub), path, argv=("--replace-link",))
+    assert os.path.exists(path) and not os.path.islink(path)
+
+
+def test_replace_link_is_sticky_and_can_be_undone() -> None:
+    driver = PtyDriver(object())  # type: ignore[arg-type]
+    assert driver.options["--replace-link"] is False
+    assert driver.config_arg("--replace-link") and driver.options["--replace-link"] is True
+    assert driver.config_arg("--no-replace-link") and driver.options["--replace-link"] is False
 
 
 def test_a_planted_lock_symlink_is_refused(run: Any, tmp_path: Any) -> None:
@@ -826,6 +903,42 @@ def test_line_framing_an_application_starts_at_the_next_line(run: Any, tmp_path:
             port.close()
 
     run(main())
+
+
+def test_buffer_gives_the_next_application_whole_lines_kept_while_closed(run: Any, tmp_path: Any) -> None:
+    async def main() -> None:
+        hub = FakeHub()
+        port = started(hub, tmp_path / "app1", argv=("--frame=line", "--buffer=30"))
+        try:
+            port.write(LineData(b"RMC*00\r\n$GPGGA,1*00\r\n$GPRMC,2*00\r\n$GPVTG,3*00\r\n"), 0)
+            # the partial first line is skipped; GGA and RMC fit (26 B), VTG does not
+            assert port.unheard == 8 + 13 and port.bytes_out == 26
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port)
+            port.write(LineData(b"$GPGSA,4*00\r\n"), 0)
+            want = b"$GPGGA,1*00\r\n$GPRMC,2*00\r\n$GPGSA,4*00\r\n"
+            assert await asyncio.to_thread(read_fd_until, fd, b"GSA,4*00\r\n") == want
+            os.close(fd)
+            await disconnected(hub, port)
+            # kept again for the next application, from a line start
+            port.write(LineData(b"$GPGGA,5*00\r\n"), 0)
+            fd = raw_open(tmp_path / "app1")
+            await connected(hub, port, 2)
+            assert await asyncio.to_thread(read_fd_until, fd, b"\n") == b"$GPGGA,5*00\r\n"
+            assert port.lost_total == 0
+            os.close(fd)
+        finally:
+            port.close()
+
+    run(main())
+
+
+def test_buffer_option_values() -> None:
+    driver = PtyDriver(object())  # type: ignore[arg-type]
+    assert driver.options["--buffer"] == 0
+    assert driver.config_arg("--buffer=4096") and driver.options["--buffer"] == 4096
+    with pytest.raises(UsageError, match="Invalid --buffer value"):
+        driver.config_arg("--buffer=4k")
 
 
 def test_line_framing_nothing_before_the_first_line_end(run: Any, tmp_path: Any) -> None:

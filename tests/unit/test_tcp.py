@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from drivers import tcp
+from drivers import _netopts, tcp
 from drivers.tcp import (
     Reconnect,
     State,
@@ -317,6 +317,12 @@ def test_usage_declares_the_options() -> None:
         "--write-limit",
         "--read-only",
         "--read-write",
+        "--buffer",
+        "--frame",
+        "--listen",
+        "--password-file",
+        "--password-timeout",
+        *_netopts.DEFAULTS,
         *security,
     }
 

@@ -767,8 +767,24 @@ def test_socket_options_of_a_session(run):
     run(body)
 
 
+def test_keepalive_interval_and_count_of_a_session(run):
+    async def body():
+        hub = FakeHub()
+        port = await started(hub, "--keepalive=7", "--keepalive-interval=2", "--keepalive-count=4")
+        c = await connect(port, hub)
+        sock = port.sessions.sessions[0].handle.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 7
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 2
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 4
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 15_000
+        await c.close()
+        port.close()
+
+    run(body)
+
+
 def test_usage_text_defines_each_option_once():
     """A description line starting with an option would define it twice for docopt."""
     assert parse_options(TcpMultiDriver.USAGE, ["--interface=127.0.0.1"]) == {"--interface": "127.0.0.1"}
     for name in option_names(TcpMultiDriver.USAGE):
-        assert len(re.findall(rf"^\s*{name}\b", TcpMultiDriver.USAGE, re.MULTILINE)) == 1, name
+        assert len(re.findall(rf"^\s*{name}(?![\w-])", TcpMultiDriver.USAGE, re.MULTILINE)) == 1, name
