@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from hub import docs
 from hub.commands import COMMANDS
@@ -43,3 +48,57 @@ def test_check_names_a_changed_a_missing_and_a_stale_page(tmp_path: Path) -> Non
     assert docs.main(["--check", str(tmp_path)]) == 1
     assert docs.main([str(tmp_path)]) == 0  # regenerates and removes the stale page
     assert docs.check(tmp_path) == [] and not (tmp_path / "filters" / "gone.md").exists()
+
+
+PICTURES = ROOT / "docs" / "pictures"
+
+
+def test_every_picture_is_committed_drawn_and_shown_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    sources = sorted(PICTURES.glob("*.dot"))
+    assert len(sources) >= 3
+    for src in sources:
+        svg = src.with_suffix(".svg")
+        assert svg.exists(), f"{svg.name} missing: run docs/pictures/make.sh"
+        assert f"](docs/pictures/{svg.name})" in readme
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
+def test_the_pictures_are_what_their_sources_draw(tmp_path: Path) -> None:
+    for f in [*PICTURES.glob("*.dot"), PICTURES / "make.sh"]:
+        shutil.copy2(f, tmp_path / f.name)
+    subprocess.run(["sh", str(tmp_path / "make.sh")], check=True, timeout=120)
+    for svg in PICTURES.glob("*.svg"):
+        assert (tmp_path / svg.name).read_text() == svg.read_text(), f"run docs/pictures/make.sh ({svg.name})"
+
+
+LINK_RE = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchors(markdown: str) -> set[str]:
+    """The anchors GitHub makes for the headings of `markdown`."""
+    found: set[str] = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            slug = re.sub(r"[^\w\- ]", "", title).replace(" ", "-")
+            n, base = 0, slug
+            while slug in found:
+                n += 1
+                slug = f"{base}-{n}"
+            found.add(slug)
+    return found
+
+
+def test_every_link_of_the_readme_and_docs_leads_somewhere() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    for page in pages:
+        text = page.read_text()
+        for target in LINK_RE.findall(text):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path_text, _, anchor = target.partition("#")
+            path = (page.parent / path_text).resolve() if path_text else page
+            assert path.exists(), f"{page.relative_to(ROOT)}: no file {target}"
+            if anchor and path.suffix == ".md":
+                assert anchor in anchors(path.read_text()), f"{page.relative_to(ROOT)}: no heading #{anchor}"
