@@ -260,8 +260,8 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def port_number(text: str, path: str, minimum: int) -> int:
-    """A TCP port in `path`: a decimal number from `minimum` to 65535 or a service name.
+def port_number(text: str, path: str, minimum: int, protocol: str = "tcp") -> int:
+    """A port in `path`: a decimal number from `minimum` to 65535 or a `protocol` service name.
 
     Raises UsageError(path, "Invalid address: ...") saying which.
     """
@@ -273,7 +273,7 @@ def port_number(text: str, path: str, minimum: int) -> int:
     if not text:
         raise UsageError(path, "Invalid address: no port number")
     try:
-        return socket.getservbyname(text, "tcp")
+        return socket.getservbyname(text, protocol)
     except OSError:
         raise UsageError(path, f"Invalid address: {text!r} is not a port number or service name") from None
 

@@ -178,8 +178,9 @@ def plan_from_args(argv: list[str]) -> Plan:
         raise PlanError("nothing to share to: give at least one --pty, --tcp or --udp")
     if plan.rate is not None and not plan.demo:
         raise PlanError("--rate is for the simulated receiver (--demo)")
-    for address in plan.tcps:
-        _check_tcp(address)
+    for option, addresses in (("--tcp", plan.tcps), ("--udp", plan.udps)):
+        for address in addresses:
+            _check_port(option, address)
     if len(set(plan.ptys)) != len(plan.ptys):
         raise PlanError("the same --pty path is given twice")
     if args["--status"] is not None:
@@ -195,10 +196,10 @@ def plan_from_args(argv: list[str]) -> Plan:
     return plan
 
 
-def _check_tcp(address: str) -> None:
-    """Refuse a --tcp value whose port is no port, in the user's words. Raises PlanError."""
+def _check_port(option: str, address: str) -> None:
+    """Refuse a --tcp or --udp value whose port is no port, in the user's words. Raises PlanError."""
     try:
-        check_port_of(address, "--tcp port")
+        check_port_of(address, f"{option} port")
     except CommandError as exc:
         raise PlanError(str(exc)) from None
 

@@ -692,6 +692,7 @@ def test_print_args_demo(capsys):
         (["--demo", "--tcp", "seventy"], "'seventy' is not a --tcp port"),
         (["--demo", "--tcp", "127.0.0.1:70000"], "--tcp port 70000 is out of range (1 to 65535)"),
         (["--demo", "--tcp", "[::1]:x"], "'x' is not a --tcp port"),
+        (["--demo", "--udp", "127.0.0.1:seventy"], "'seventy' is not a --udp port"),
     ],
 )
 def test_bad_command_lines(capsys, args, message):
