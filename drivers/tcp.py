@@ -105,6 +105,7 @@ __all__ = [
     "parse_interface",
     "parse_listen",
     "parse_reconnect",
+    "port_number",
 ]
 
 log = logging.getLogger(__name__)
@@ -259,20 +260,22 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _port_number(text: str, path: str, minimum: int) -> int:
-    """A TCP port: a decimal number or a service name. Raises UsageError."""
+def port_number(text: str, path: str, minimum: int, protocol: str = "tcp") -> int:
+    """A port in `path`: a decimal number from `minimum` to 65535 or a `protocol` service name.
+
+    Raises UsageError(path, "Invalid address: ...") saying which.
+    """
     if _NUMBER_RE.match(text):
         number = int(text)
-    elif text:
-        try:
-            number = socket.getservbyname(text, "tcp")
-        except OSError:
-            raise UsageError(path, "Invalid address") from None
-    else:
-        raise UsageError(path, "Invalid address")
-    if not minimum <= number <= 65535:
-        raise UsageError(path, "Invalid address")
-    return number
+        if not minimum <= number <= 65535:
+            raise UsageError(path, f"Invalid address: port {number} is out of range ({minimum} to 65535)")
+        return number
+    if not text:
+        raise UsageError(path, "Invalid address: no port number")
+    try:
+        return socket.getservbyname(text, protocol)
+    except OSError:
+        raise UsageError(path, f"Invalid address: {text!r} is not a port number or service name") from None
 
 
 def _valid_host(host: str) -> bool:
@@ -313,9 +316,9 @@ def parse_address(path: str) -> TcpAddress:
             host, _, port_text = rest.partition(":")
             if not _valid_host(host):
                 raise UsageError(path, "Invalid address")
-        return TcpAddress(host, _port_number(port_text, path, 1), **flags)
+        return TcpAddress(host, port_number(port_text, path, 1), **flags)
     port_text, sep, priority_text = rest.partition("/")
-    number = _port_number(port_text, path, 0)
+    number = port_number(port_text, path, 0)
     priority = 0
     if sep:
         if not _PRIORITY_RE.match(priority_text):

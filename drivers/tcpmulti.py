@@ -56,7 +56,7 @@ from ._sessions import (
     parse_buffer,
     parse_frame,
 )
-from .tcp import format_hostport, parse_interface
+from .tcp import format_hostport, parse_interface, port_number
 
 __all__ = ["USAGE", "TcpMultiDriver", "TcpMultiPort", "hold_nothing", "parse_listen_address"]
 
@@ -178,16 +178,7 @@ def parse_listen_address(path: str) -> tuple[str | None, int]:
             raise UsageError(path, "Invalid address")
     else:
         host, port_text = None, path
-    if _NUMBER_RE.match(port_text):
-        port = int(port_text)
-    else:
-        try:
-            port = socket.getservbyname(port_text, "tcp") if port_text else -1
-        except OSError:
-            port = -1
-    if not 0 <= port <= 65535:
-        raise UsageError(path, "Invalid address")
-    return host, port
+    return host, port_number(port_text, path, 0)
 
 
 def _int_option(name: str, unit: str) -> Any:

@@ -47,7 +47,7 @@ from hub.netsec import AccessList, LogLimiter, peer_ip
 from hub.port import DEFAULT_WRITE_LIMIT, Driver, Drop, HubLink, Port, PortState, parse_write_limit
 
 from ._sessions import Frame, parse_frame
-from .tcp import format_hostport, parse_interface
+from .tcp import format_hostport, parse_interface, port_number
 
 __all__ = ["USAGE", "DatagramFramer", "Role", "UdpAddress", "UdpDriver", "UdpPort", "parse_address"]
 
@@ -150,16 +150,7 @@ def _is_multicast(host: str | None) -> bool:
 
 
 def _port_number(text: str, path: str, minimum: int = 1) -> int:
-    if _NUMBER_RE.match(text):
-        number = int(text)
-    else:
-        try:
-            number = socket.getservbyname(text, "udp") if text else -1
-        except OSError:
-            number = -1
-    if not minimum <= number <= 65535:
-        raise UsageError(path, "Invalid address")
-    return number
+    return port_number(text, path, minimum, "udp")
 
 
 def parse_address(path: str) -> UdpAddress:

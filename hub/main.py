@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -360,19 +360,24 @@ async def _serve(runtime: Runtime, settings: Settings) -> None:
         notifier.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the hub; return the exit status. No traceback reaches the user."""
+def main(argv: list[str] | None = None, prog: str = "hub4com", banner: Sequence[str] = ()) -> int:
+    """Run the hub; return the exit status. No traceback reaches the user.
+
+    `prog` names the command in error lines: a wrapper that runs the hub passes
+    its own name, so the user reads the command they typed. `banner` lines are
+    printed (after `prog`) once the command line proved good, before the hub starts.
+    """
     try:
-        return _main(sys.argv[1:] if argv is None else argv)
+        return _main(sys.argv[1:] if argv is None else argv, prog, banner)
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug: one line for the user, the traceback with -v
         log.debug("internal error", exc_info=True)
-        print(f"hub4com: internal error: {exc!r} (run with -v for details)", file=sys.stderr)
+        print(f"{prog}: internal error: {exc!r} (run with -v for details)", file=sys.stderr)
         return EXIT_FAILURE
 
 
-def _main(argv: list[str]) -> int:
+def _main(argv: list[str], prog: str = "hub4com", banner: Sequence[str] = ()) -> int:
     registry = Registry()
     if not argv:
         print(f"hub4com: no ports given; hub4com --help shows how ({EXAMPLE_HINT})", file=sys.stderr)
@@ -399,23 +404,26 @@ def _main(argv: list[str]) -> int:
         try:
             config = build(argv, loop, registry)
         except UsageError as exc:
-            print(f"hub4com: {exc}", file=sys.stderr)
+            print(f"{prog}: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        for line in banner:
+            print(f"{prog}: {line}", file=sys.stderr)
+        sys.stderr.flush()
         runtime = Runtime.for_hub(config.hub, config.warnings, registry)
         settings = Settings(config.report_interval_s, config.status_interval_s, config.http, config.reload)
-        return _run(loop, runtime, settings)
+        return _run(loop, runtime, settings, prog)
     finally:
         loop.close()
 
 
-def _run(loop: asyncio.AbstractEventLoop, runtime: Runtime, settings: Settings) -> int:
+def _run(loop: asyncio.AbstractEventLoop, runtime: Runtime, settings: Settings, prog: str = "hub4com") -> int:
     try:
         loop.run_until_complete(_serve(runtime, settings))
     except UsageError as exc:  # a port's argument found bad (or in use) as it started
-        print(f"hub4com: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_FAILURE if isinstance(exc, InUseError) else EXIT_USAGE
     except HubError as exc:
-        print(f"hub4com: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         pass

@@ -33,6 +33,7 @@ __all__ = [
     "USAGE_EXIT",
     "CommandError",
     "HubCommand",
+    "check_port_of",
     "client_address",
     "docopt_reason",
     "filter_value",
@@ -134,6 +135,13 @@ def tcp_port(value: str, what: str = "port") -> str:
             return value
     expected = "a number from 1 to 65535 or a service name such as telnet"
     raise CommandError(f"{value!r} is not a {what} ({expected})")
+
+
+def check_port_of(address: str, what: str) -> None:
+    """Check the port of a `[<host>:]<port>` or `[<IPv6>]:<port>` value as the user gave it,
+    so an error names their word, not the hub4com address made of it. Raises CommandError."""
+    port = address.rpartition("]:")[2] if address.startswith("[") else address.rpartition(":")[2]
+    tcp_port(port, what)
 
 
 def client_address(host: str, port: str) -> str:
@@ -271,4 +279,4 @@ def run_command(
         return 0
     from hub.main import main as hub_main
 
-    return hub_main(command.args)
+    return hub_main(command.args, prog)

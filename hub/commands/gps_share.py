@@ -78,7 +78,7 @@ from docopt import DocoptExit, docopt
 
 from hub.options import option_names
 
-from ._common import docopt_reason, print_version, usage_error
+from ._common import CommandError, check_port_of, docopt_reason, print_version, usage_error
 
 __all__ = ["USAGE", "Plan", "build_argv", "main", "plan_from_args"]
 
@@ -178,6 +178,9 @@ def plan_from_args(argv: list[str]) -> Plan:
         raise PlanError("nothing to share to: give at least one --pty, --tcp or --udp")
     if plan.rate is not None and not plan.demo:
         raise PlanError("--rate is for the simulated receiver (--demo)")
+    for option, addresses in (("--tcp", plan.tcps), ("--udp", plan.udps)):
+        for address in addresses:
+            _check_port(option, address)
     if len(set(plan.ptys)) != len(plan.ptys):
         raise PlanError("the same --pty path is given twice")
     if args["--status"] is not None:
@@ -191,6 +194,14 @@ def plan_from_args(argv: list[str]) -> Plan:
     if writer is not None:
         plan.writer = _find_writer(writer, plan)
     return plan
+
+
+def _check_port(option: str, address: str) -> None:
+    """Refuse a --tcp or --udp value whose port is no port, in the user's words. Raises PlanError."""
+    try:
+        check_port_of(address, f"{option} port")
+    except CommandError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def _find_writer(name: str, plan: Plan) -> str:
@@ -273,13 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     if "--print-args" in args:
         print(shlex.join(["hub4com", *hub_argv]))
         return 0
-    if plan.verbosity >= 0:
-        for line in plan.describe():
-            print(f"{PROG}: {line}", file=sys.stderr)
-        sys.stderr.flush()
     from hub.main import main as hub_main
 
-    return hub_main(hub_argv)
+    return hub_main(hub_argv, PROG, plan.describe() if plan.verbosity >= 0 else ())
 
 
 if __name__ == "__main__":

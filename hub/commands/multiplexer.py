@@ -69,7 +69,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from ._common import CommandError, HubCommand, run_command, serial_value
+from ._common import CommandError, HubCommand, check_port_of, run_command, serial_value
 
 __all__ = ["PROG", "USAGE", "Settings", "SubPort", "build", "hub_args", "main", "parse"]
 
@@ -221,6 +221,8 @@ def parse(argv: list[str]) -> Settings | None:
         raise CommandError("missing sub-ports after the link port")
     if interface_given and not tcp_link:
         raise CommandError("--interface needs a tcp link (--link-type tcp)")
+    if tcp_link:
+        check_port_of(link, "link port")
     if pending:
         raise CommandError(f"{pending[-1].split('=', 1)[0]} must come before a port it applies to")
     _connector_names(subports)

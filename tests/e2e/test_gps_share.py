@@ -688,6 +688,11 @@ def test_print_args_demo(capsys):
         (["--demo", "--pty", "/tmp/a", "--bogus"], "unknown option --bogus"),
         ([], "missing arguments"),
         (["--demo", "--demo"], "option --demo given twice"),
+        # the user's own --tcp value, not the hub4com address made of it
+        (["--demo", "--tcp", "seventy"], "'seventy' is not a --tcp port"),
+        (["--demo", "--tcp", "127.0.0.1:70000"], "--tcp port 70000 is out of range (1 to 65535)"),
+        (["--demo", "--tcp", "[::1]:x"], "'x' is not a --tcp port"),
+        (["--demo", "--udp", "127.0.0.1:seventy"], "'seventy' is not a --udp port"),
     ],
 )
 def test_bad_command_lines(capsys, args, message):

@@ -202,10 +202,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_runs_the_hub_with_the_generated_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
 
-    def fake_main(argv: list[str]) -> int:
-        seen.append(argv)
+    def fake_main(argv: list[str], prog: str) -> int:
+        seen.append([prog, *argv])
         return 7
 
     monkeypatch.setattr("hub.main.main", fake_main)
     assert cmd.main(["/dev/ttyS0", "7000"]) == 7
-    assert seen == [args("/dev/ttyS0", "7000")]
+    assert seen == [["com2tcp-rfc2217", *args("/dev/ttyS0", "7000")]]  # errors name the wrapper

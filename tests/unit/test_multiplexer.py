@@ -208,6 +208,9 @@ def test_trace_applies_to_what_follows(device: str) -> None:
         (["l", "/a/x", "/b/x"], "sub-ports '/a/x' and '/b/x' end in the same name 'x'"),
         (["l", "/a/x:1"], "sub-port '/a/x:1': its name cannot contain"),
         (["l", *[f"s{i}" for i in range(256)]], "too many sub-ports (at most 255"),
+        # the user's link port, not the '*host:seventy' made of it
+        (["--link-type", "tcp", "host:seventy", "a"], "'seventy' is not a link port"),
+        (["--link-type", "tcp", "70000", "a"], "link port 70000 is out of range (1 to 65535)"),
     ],
 )
 def test_usage_errors(argv: list[str], text: str) -> None:

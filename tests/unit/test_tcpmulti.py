@@ -247,6 +247,14 @@ def test_bad_listen_address(path):
     with pytest.raises(UsageError) as info:
         parse_listen_address(path)
     assert info.value.arg == path
+    assert info.value.text.startswith("Invalid address")
+
+
+def test_listen_address_says_what_is_wrong_with_the_port():
+    with pytest.raises(UsageError, match=r"port 70000 is out of range \(0 to 65535\)"):
+        parse_listen_address("127.0.0.1:70000")
+    with pytest.raises(UsageError, match="'seventy' is not a port number or service name"):
+        parse_listen_address("seventy")
 
 
 def test_send_timeout_defaults_by_mode():
