@@ -619,6 +619,9 @@ class _State(enum.Enum):
 class SerialPort(Port):
     """One serial device."""
 
+    #: The stream's high-water mark pauses the port (FdStream's on_write_paused).
+    reports_high_water = True
+
     provides = In.LBR | In.LLC | In.LFLOW | In.RBR | In.RLC | In.MODEM
     accepts = Out.DTR | Out.RTS | Out.BREAK | Out.SET_BR | Out.SET_LC | Out.SET_FLOW | Out.PURGE_TX
 

@@ -836,6 +836,11 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+#: For the data path: `State.CONNECTED` looks the member up through
+#: EnumType.__getattr__ on Python 3.11, ten times slower than a global.
+_CONNECTED = State.CONNECTED
+
+
 class _TcpProtocol(asyncio.Protocol):
     """One connection's callbacks, forwarded to its port (stale ones are ignored there).
 
@@ -910,6 +915,9 @@ class _TcpProtocol(asyncio.Protocol):
 
 class TcpPort(Port):
     """A TCP client or listener port, named ``TCP(<index>)``."""
+
+    #: The transport's (and the pending list's) high-water mark pauses the port.
+    reports_high_water = True
 
     def __init__(
         self,
@@ -1121,7 +1129,7 @@ class TcpPort(Port):
         (--buffer) or count as unheard (no connection)."""
         st = self.state
         buffer = self._buffer
-        if st is State.CONNECTED:
+        if st is _CONNECTED:
             assert self._transport is not None
             if buffer is not None:
                 data, skipped = buffer.live(data)
@@ -1158,7 +1166,7 @@ class TcpPort(Port):
         return self.address.permanent or self.connection_counter > 0
 
     def queued_bytes(self) -> int:
-        if self.state is State.CONNECTED and self._transport is not None:
+        if self.state is _CONNECTED and self._transport is not None:
             return self._transport.get_write_buffer_size()
         return self._pending_bytes
 
