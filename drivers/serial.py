@@ -846,7 +846,7 @@ class SerialPort(Port):
         stream = FdStream(
             self.hub.loop,
             fd,
-            self._on_data,
+            self._on_data if self.settings.ito_ms else self.emit_data,  # (a call less per chunk)
             lambda exc: self._on_stream_error(stream, exc),
             self.set_write_paused,
             high=self.high_water,
