@@ -161,7 +161,7 @@ def _relays(args: argparse.Namespace, workdir: Path) -> list[Relay] | None:
         digest = snapshot_hub(src, origin)
     loops = (True, False) if args.both_loops else (not args.no_uvloop,)
     listeners = LISTENERS if args.listener == "both" else (args.listener,)
-    relays = make_relays(loops, listeners, src, digest, origin)
+    relays = make_relays(loops, listeners, src, digest, origin, asyncio_for_latency=True)
     if not args.relay:
         return relays
     unknown = set(args.relay) - {r.name for r in relays}

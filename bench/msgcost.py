@@ -17,7 +17,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,30 +27,21 @@ from .endpoints import (
     connect_through,
     free_port,
     listen_socket,
-    read_exactly,
-    write_all,
 )
 from .procs import CLK_TCK, RelayProcess, stop_all
 from .relays import SLOTS, NotSupported, PtyTcp, Relay, TcpTcp, make_relays
 from .scenarios.base import started
+from .scenarios.latency import round_trips
 from .settings import Settings
 
-SIZE = 32
 WARMUP = 200
 
 
-def _trips(near: int, far: int, trips: int, timeout_s: float) -> list[float]:
-    """Round trips near -> relay -> far (echoed) -> relay -> near; wall-clock seconds each."""
-    rtts = []
-    for i in range(WARMUP + trips):
-        msg = f"{i:08d}".encode().ljust(SIZE, b".")
-        t0 = time.perf_counter()
-        write_all(near, msg, timeout_s)
-        write_all(far, read_exactly(far, SIZE, timeout_s), timeout_s)
-        if read_exactly(near, SIZE, timeout_s) != msg:
-            raise RuntimeError(f"message {i} came back changed")
-        rtts.append(time.perf_counter() - t0)
-    return rtts[WARMUP:]
+def _trips(near: int, far: int, count: int, timeout_s: float) -> list[float]:
+    rtts = round_trips(near, far, count, 0.0, timeout_s)
+    if isinstance(rtts, str):
+        raise RuntimeError(rtts)
+    return rtts
 
 
 @dataclass
@@ -94,11 +84,11 @@ def _user_sys(pid: int) -> tuple[float, float]:
 
 
 def _timed(proc: RelayProcess, near: int, far: int, trips: int, timeout_s: float) -> Sample:
-    _trips(near, far, 0, timeout_s)  # warm-up only
+    _trips(near, far, WARMUP, timeout_s)
     cpu0, (u0, s0) = proc.cpu_seconds(), _user_sys(proc.pid)
     rtts = _trips(near, far, trips, timeout_s)
     cpu, (u1, s1) = proc.cpu_seconds() - cpu0, _user_sys(proc.pid)
-    n = WARMUP + trips
+    n = trips
     return Sample(1e6 * cpu / n, 1e6 * (u1 - u0) / n, 1e6 * (s1 - s0) / n, 1e6 * statistics.median(rtts))
 
 

@@ -25,6 +25,8 @@ class Settings:
     fanout_total_bytes: int = 32 * MiB
     fanout_min_bytes: int = 1 * MiB
     latency_samples: int = 2000
+    #: Small-message rate: messages per run.
+    rate_messages: int = 200_000
     #: Pause between latency samples, so the load stays light.
     latency_gap_s: float = 0.0005
     memory_clients: int = 1000
@@ -56,6 +58,7 @@ class Settings:
             fanout_total_bytes=4 * MiB,
             fanout_min_bytes=MiB // 4,
             latency_samples=200,
+            rate_messages=20_000,
             memory_clients=200,
             storm_clients=100,
             service_ptys=200,

@@ -76,6 +76,9 @@ class Scenario(ABC):
     #: One or two sentences for the markdown report: what is measured, how.
     about: str = ""
     metrics: tuple[Metric, ...] = ()
+    #: Also measured with our hub on the standard asyncio loop by default (not
+    #: only with --both-loops): the figures uvloop matters most for.
+    every_loop: bool = False
 
     @abstractmethod
     def cases(self, settings: Settings) -> list[Case]:
