@@ -23,7 +23,7 @@ from typing import Any
 from . import procs
 from .plot import plot
 from .relays import LISTENERS, REPO, Relay, make_relays, snapshot_hub
-from .report import document, markdown
+from .report import document, markdown, previous_of
 from .runner import preflight, run_all
 from .scenarios import SCENARIOS
 from .settings import Settings
@@ -57,6 +57,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         metavar="JSON",
         help="run nothing: re-render the report and plot (and re-check the targets) from a result file",
+    )
+    p.add_argument(
+        "--previous",
+        type=Path,
+        metavar="JSON",
+        help="the run to show beside this one (default: the latest.json this run replaces)",
     )
     p.add_argument("--keep", action="store_true", help="keep the relays' config files and logs")
     p.add_argument(
@@ -107,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out = RESULTS / "quick" if args.quick else RESULTS
     if args.render:
         doc = json.loads(args.render.read_text())
+        if args.previous:
+            doc["previous"] = previous_of(json.loads(args.previous.read_text()))
         write_results(doc, args.out)
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
@@ -148,7 +156,11 @@ def _bench(args: argparse.Namespace, workdir: Path, argv: list[str]) -> int:
         "machine": machine(),
         "settings": {k: v for k, v in vars(settings).items() if k != "workdir"},
     }
-    write_results(document(results, meta, info), args.out)
+    doc = document(results, meta, info)
+    previous = args.previous or args.out / "latest.json"
+    if previous.exists():
+        doc["previous"] = previous_of(json.loads(previous.read_text()))
+    write_results(doc, args.out)
     return 0
 
 
