@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import procs
-from .plot import plot
+from .plot import plot, plot_latency
 from .relays import LISTENERS, REPO, Relay, make_relays, snapshot_hub
 from .report import document, markdown, previous_of
 from .runner import preflight, run_all
@@ -191,7 +191,13 @@ def _check(relays: list[Relay], settings: Settings) -> list[dict[str, Any]]:
         if why:
             say(f"skipping {r.name}: {why}")
         info.append(
-            {"name": r.name, "ours": r.ours, "unavailable": why, "version": "" if why else r.version()}
+            {
+                "name": r.name,
+                "ours": r.ours,
+                "unavailable": why,
+                "version": "" if why else r.version(),
+                "every_loop_only": r.every_loop_only,
+            }
         )
     return info
 
@@ -205,6 +211,7 @@ def write_results(doc: dict[str, Any], out: Path) -> None:
     (out / "latest.md").write_text(text)
     print(text)
     say(plot(doc, out / "throughput.png"))
+    say(plot_latency(doc, out / "latency.png"))
 
 
 if __name__ == "__main__":
