@@ -1,7 +1,7 @@
-"""Sinks read in child processes, so reading many clients does not limit the bench.
+"""Sinks read in child processes, so reading does not limit the bench.
 
 The parent connects the clients (connect_synced), then `ReaderProcesses` forks
-children that each read a share of the sockets with `flows.Sink`s and report
+children that each read a share of the fds with `flows.Sink`s and report
 every sink's count, CRC, finish time and error back through a pipe. The
 parent writes the source meanwhile. perf_counter() is CLOCK_MONOTONIC, the
 same clock in every process, so finish times compare across them.
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
+import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from types import TracebackType
 
 from .flows import Sink, Source, pump
+from .procs import RelayProcess
 
-__all__ = ["ReaderProcesses", "SinkResult"]
+__all__ = ["ReaderProcesses", "SinkResult", "Transfer", "check", "transfer"]
 
 #: (received, crc, t_done, error) of one sink.
 SinkResult = tuple[int, int, float, str]
@@ -41,16 +43,16 @@ def _child(fds: list[int], expected: int, timeout_s: float, conn: Connection) ->
 
 
 class ReaderProcesses:
-    """`count` child processes reading `socks` (each expects `expected` bytes)."""
+    """`count` child processes reading `fds` (each expects `expected` bytes)."""
 
-    def __init__(self, socks: list[socket.socket], expected: int, count: int, timeout_s: float) -> None:
+    def __init__(self, fds: list[int], expected: int, count: int, timeout_s: float) -> None:
         ctx = multiprocessing.get_context("fork")
         self._procs: list[multiprocessing.process.BaseProcess] = []
         self._conns: list[Connection] = []
         self._shares: list[int] = []
-        count = max(1, min(count, len(socks)))
+        count = max(1, min(count, len(fds)))
         for k in range(count):
-            share = [s.fileno() for s in socks[k::count]]
+            share = fds[k::count]
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_child, args=(share, expected, timeout_s, child), daemon=True)
             proc.start()
@@ -95,6 +97,35 @@ class ReaderProcesses:
         for i in range(sum(self._shares)):
             out.append(per_child[i % count][i // count])
         return out
+
+
+@dataclass
+class Transfer:
+    """What `transfer` saw: every sink's result, and the time and relay CPU it took."""
+
+    finished: bool
+    results: list[SinkResult]
+    elapsed_s: float
+    cpu_s: float
+
+
+def transfer(
+    proc: RelayProcess, source: Source, fds: list[int], expected: int, readers: int, timeout_s: float
+) -> Transfer:
+    """Write `source` while `readers` child processes read `fds` (`expected` bytes each).
+
+    The time runs from the first write until the last sink had its bytes; the
+    relay's CPU over the same span (until every reader reported).
+    """
+    with ReaderProcesses(fds, expected, readers, timeout_s) as children:
+        children.wait_ready()
+        cpu0 = proc.cpu_seconds()
+        t0 = time.perf_counter()
+        finished = pump([source], [], timeout_s)
+        results = children.results()
+        cpu = proc.cpu_seconds() - cpu0
+    elapsed = max((r[2] for r in results), default=t0) - t0
+    return Transfer(finished, results, elapsed, cpu)
 
 
 def check(source: Source, result: SinkResult) -> str:

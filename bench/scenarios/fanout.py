@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from ..endpoints import PtyDevice, close_all, connect_synced, free_port
-from ..flows import Pattern, Sink, Source, pump
-from ..procs import RelayProcess
-from ..readers import ReaderProcesses, check
+from ..flows import Pattern, Sink, Source
 from ..relays import PtyTcp, Relay
 from ..settings import Settings
-from .base import CPU_PER_MB, Case, Metric, Run, Scenario, measure_transfer, started
+from .base import CPU_PER_MB, Case, Metric, Run, Scenario, measure_apart, measure_transfer, started
 
 PER_CLIENT = Metric("mbps", "per-client throughput", "MB/s", higher_is_better=True)
 #: Processes reading the clients (the machine has two cores; the relay needs one).
@@ -49,28 +45,7 @@ class FanOut(Scenario):
                     if count < READERS_FROM:
                         sinks = [Sink(c.fileno(), size) for c in clients]
                         return measure_transfer(proc, [source], sinks, settings.run_timeout_s)
-                    with ReaderProcesses(clients, size, READERS, settings.run_timeout_s) as readers:
-                        readers.wait_ready()
-                        return _transfer(proc, source, readers, settings)
+                    fds = [c.fileno() for c in clients]
+                    return measure_apart(proc, source, fds, size, READERS, settings.run_timeout_s)
                 finally:
                     close_all(clients)
-
-
-def _transfer(proc: RelayProcess, source: Source, readers: ReaderProcesses, settings: Settings) -> Run:
-    """Write the source, collect the readers' results; measure_transfer's figures."""
-    cpu0 = proc.cpu_seconds()
-    t0 = time.perf_counter()
-    finished = pump([source], [], settings.run_timeout_s)
-    results = readers.results()
-    cpu = proc.cpu_seconds() - cpu0
-    elapsed = max((t for _, _, t, _ in results), default=t0) - t0
-    delivered = sum(r[0] for r in results)
-    values = {"cpu_ms_per_mb": 1000 * cpu / max(delivered / 1e6, 1e-9)}
-    problems = [p for p in (source.error, *(check(source, r) for r in results)) if p]
-    if finished and not problems:
-        values["mbps"] = source.total / 1e6 / max(elapsed, 1e-9)
-        return Run(values)
-    if not finished:
-        problems.insert(0, "timeout writing the source")
-    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-    return Run(values, valid=False, note=problems[0] + more)
