@@ -879,7 +879,7 @@ class _TcpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         port = self.port
         if port is not None:
-            if port._proto is self and not port.xoff_count:
+            if port._proto is self and not port.xoff_count and port._idle is None:
                 port.emit_data(data)  # port._data_received's common case, one call less per chunk
             else:
                 port._data_received(self, data)

@@ -14,6 +14,9 @@ from hub.port import Drop, Port
 from hub.tap import Direction
 
 from .fakes import FakePort, new_loop, registry
+from .test_tcp import run
+
+__all__ = ["run"]  # the fixture, imported for the test here
 
 
 def make(argv: list[str]) -> Any:
@@ -118,3 +121,29 @@ def test_each_port_type_runs_its_own_copy_of_the_data_path() -> None:
         }
         assert len(codes) == 5, name
         assert getattr(TcpPort, name).__doc__ == getattr(Port, name).__doc__
+
+
+def test_tcp_data_in_keeps_an_idle_timeout_away(run: Any) -> None:
+    """The protocol's shortcut to emit_data still touches --idle-timeout's clock."""
+    import asyncio
+
+    from drivers.tcp import State
+    from tests.unit.test_tcp import FakeHub, close_all, close_writer, make_ports, open_client, port_of
+
+    async def body() -> None:
+        hub = FakeHub()
+        ports = make_ports(hub, "--interface=127.0.0.1", "--idle-timeout=0.6", "*0")
+        (port,) = ports
+        try:
+            port.start()
+            _, writer = await open_client(port_of(port.listen_address))
+            await hub.wait_for(lambda: port.state is State.CONNECTED, "a session")
+            for _ in range(8):  # 8 x 0.15 s of data in only: twice the timeout
+                writer.write(b"x")
+                await asyncio.sleep(0.15)
+            assert port.state is State.CONNECTED
+            await close_writer(writer)
+        finally:
+            close_all(ports)
+
+    run(body)
