@@ -109,6 +109,8 @@ def plot_latency(doc: Doc, path: Path) -> str:
         ax.set_xticks(range(len(labels)), labels)
         ax.set_xlabel("percentile of 32-byte round trips (median of runs)")
         ax.set_yscale("log")  # the tail is ten times the median; the medians must stay apart
+        ax.yaxis.set_major_formatter(plt.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(plt.FormatStrFormatter("%g"))
         ax.set_ylabel("round trip, ms, log scale (lower is better)")
         ax.set_title(f"Latency, {case['name']}", fontsize=10)
         ax.grid(alpha=0.3)

@@ -208,6 +208,7 @@ def previous_of(old: Doc) -> Doc:
     return {
         "date": old["meta"]["date"],
         "command": old["meta"]["command"],
+        "machine": old["meta"].get("machine", {}),
         "relays": {r["name"]: r["version"] for r in old["relays"] if not r["unavailable"]},
         "medians": [[*key, value] for key, value in medians(old).items()],
         "metrics": _metric_info(old),
@@ -243,6 +244,7 @@ def _against_previous(doc: Doc) -> list[str]:
         f"median; better or worse where they differ by more than {CHANGE:.0%} (runs on a shared "
         "machine vary by about that much). Figures only one of the runs has show `-` for the other.",
         "",
+        *_other_machine(prev.get("machine", {}), doc["meta"]["machine"]),
         "| scenario | case | metric | relay | previous | now | now/previous | |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -260,6 +262,18 @@ def _against_previous(doc: Doc) -> list[str]:
         cells += [fmt(a) if a is not None else "-", fmt(b) if b is not None else "-", ratio, verdict]
         out.append("| " + " | ".join(cells) + " |")
     return out
+
+
+def _other_machine(before: Doc, now: Doc) -> list[str]:
+    """A warning (and a blank line) when the previous run ran on another machine or kernel."""
+    changed = [f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k]]
+    if not changed:
+        return []
+    return [
+        f"**The previous run ran elsewhere** ({'; '.join(changed)}): its absolute figures do not "
+        "compare with these, the peers' included; compare the ratios to the peers within each run.",
+        "",
+    ]
 
 
 def markdown(doc: Doc) -> str:
