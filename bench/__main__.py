@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from . import procs
-from .plot import plot
+from .plot import plot, plot_latency
 from .relays import LISTENERS, REPO, Relay, make_relays, snapshot_hub
-from .report import document, markdown
+from .report import document, markdown, previous_of
 from .runner import preflight, run_all
 from .scenarios import SCENARIOS
 from .settings import Settings
@@ -57,6 +57,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         metavar="JSON",
         help="run nothing: re-render the report and plot (and re-check the targets) from a result file",
+    )
+    p.add_argument(
+        "--previous",
+        type=Path,
+        metavar="JSON",
+        help="the run to show beside this one (default: the latest.json this run replaces)",
     )
     p.add_argument("--keep", action="store_true", help="keep the relays' config files and logs")
     p.add_argument(
@@ -107,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out = RESULTS / "quick" if args.quick else RESULTS
     if args.render:
         doc = json.loads(args.render.read_text())
+        if args.previous:
+            doc["previous"] = previous_of(json.loads(args.previous.read_text()))
         write_results(doc, args.out)
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
@@ -148,7 +156,11 @@ def _bench(args: argparse.Namespace, workdir: Path, argv: list[str]) -> int:
         "machine": machine(),
         "settings": {k: v for k, v in vars(settings).items() if k != "workdir"},
     }
-    write_results(document(results, meta, info), args.out)
+    doc = document(results, meta, info)
+    previous = args.previous or args.out / "latest.json"
+    if previous.exists():
+        doc["previous"] = previous_of(json.loads(previous.read_text()))
+    write_results(doc, args.out)
     return 0
 
 
@@ -161,7 +173,7 @@ def _relays(args: argparse.Namespace, workdir: Path) -> list[Relay] | None:
         digest = snapshot_hub(src, origin)
     loops = (True, False) if args.both_loops else (not args.no_uvloop,)
     listeners = LISTENERS if args.listener == "both" else (args.listener,)
-    relays = make_relays(loops, listeners, src, digest, origin)
+    relays = make_relays(loops, listeners, src, digest, origin, asyncio_for_latency=True)
     if not args.relay:
         return relays
     unknown = set(args.relay) - {r.name for r in relays}
@@ -179,7 +191,13 @@ def _check(relays: list[Relay], settings: Settings) -> list[dict[str, Any]]:
         if why:
             say(f"skipping {r.name}: {why}")
         info.append(
-            {"name": r.name, "ours": r.ours, "unavailable": why, "version": "" if why else r.version()}
+            {
+                "name": r.name,
+                "ours": r.ours,
+                "unavailable": why,
+                "version": "" if why else r.version(),
+                "every_loop_only": r.every_loop_only,
+            }
         )
     return info
 
@@ -193,6 +211,7 @@ def write_results(doc: dict[str, Any], out: Path) -> None:
     (out / "latest.md").write_text(text)
     print(text)
     say(plot(doc, out / "throughput.png"))
+    say(plot_latency(doc, out / "latency.png"))
 
 
 if __name__ == "__main__":

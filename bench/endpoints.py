@@ -18,6 +18,7 @@ __all__ = [
     "close_all",
     "connect_clients",
     "connect_synced",
+    "connect_through",
     "free_port",
     "free_ports",
     "listen_socket",
@@ -181,4 +182,26 @@ def connect_synced(
     if heard != count:
         close_all(clients)
         raise RuntimeError(f"the device read {heard} sync bytes for {count} clients")
+    return clients
+
+
+def connect_through(port: int, server: socket.socket, timeout_s: float) -> list[socket.socket]:
+    """Connect a client to a TCP -> TCP relay listening on `port` and accept the
+    relay's own connection on `server`; one byte proves the path.
+
+    Returns [client, upstream], both non-blocking (the caller closes them). The
+    relay may connect out at start or only once the client arrives.
+    """
+    server.settimeout(timeout_s)
+    clients = connect_clients(port, 1, timeout_s)
+    try:
+        write_all(clients[0].fileno(), b"s", timeout_s)
+        upstream, _ = server.accept()
+        clients.append(upstream)
+        upstream.setblocking(False)
+        if read_exactly(upstream.fileno(), 1, timeout_s) != b"s":
+            raise RuntimeError("sync byte corrupted")
+    except (OSError, RuntimeError, EOFError):
+        close_all(clients)
+        raise
     return clients

@@ -39,12 +39,20 @@ class Source:
     """Writes `total` bytes of a pattern to a non-blocking fd."""
 
     def __init__(
-        self, fd: int, total: int, pattern: Pattern, chunk: int = CHUNK, sha256: bool = False
+        self,
+        fd: int,
+        total: int,
+        pattern: Pattern,
+        chunk: int = CHUNK,
+        sha256: bool = False,
+        burst: int = 1,
     ) -> None:
         self.fd = fd
         self.total = total
         self.pattern = pattern
         self.chunk = chunk
+        #: Writes of `chunk` bytes (each its own system call) per ready event.
+        self.burst = burst
         self.sent = 0
         self.crc = 0
         self.error = ""
@@ -56,18 +64,21 @@ class Source:
         return self.sent >= self.total or bool(self.error)
 
     def on_ready(self) -> None:
-        view = self.pattern.at(self.sent, min(self.chunk, self.total - self.sent))
-        try:
-            n = os.write(self.fd, view)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self.error = f"write: {exc.strerror}"
-            return
-        self.crc = zlib.crc32(view[:n], self.crc)
-        if self.sha is not None:
-            self.sha.update(view[:n])
-        self.sent += n
+        for _ in range(self.burst):
+            if self.sent >= self.total:
+                return
+            view = self.pattern.at(self.sent, min(self.chunk, self.total - self.sent))
+            try:
+                n = os.write(self.fd, view)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self.error = f"write: {exc.strerror}"
+                return
+            self.crc = zlib.crc32(view[:n], self.crc)
+            if self.sha is not None:
+                self.sha.update(view[:n])
+            self.sent += n
 
 
 class Sink:

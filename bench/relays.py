@@ -118,6 +118,8 @@ class Relay:
     ours = False
     #: Working directory for the relay process (None: the bench's).
     cwd: Path | None = None
+    #: Measured only in scenarios that ask for every event loop (Scenario.every_loop).
+    every_loop_only = False
 
     def unavailable(self) -> str | None:
         """Why this relay cannot run here, or None if it can."""
@@ -420,9 +422,18 @@ def make_relays(
     src: Path | None = None,
     digest: str = "",
     origin: Path = REPO,
+    asyncio_for_latency: bool = False,
 ) -> list[Relay]:
-    """Our hub (each event loop, uvloop True or False, and each listener, run from `src`), then the peers."""
+    """Our hub (each event loop, uvloop True or False, and each listener, run from `src`), then the peers.
+
+    `asyncio_for_latency`: add our hub (slots) on the standard asyncio loop for the
+    scenarios that measure every loop (Scenario.every_loop) only.
+    """
     ours: list[Relay] = [
         HubRelay(loop, listener, src, digest, origin) for loop in loops for listener in listeners
     ]
+    if asyncio_for_latency and False not in loops:
+        extra = HubRelay(False, SLOTS, src, digest, origin)
+        extra.every_loop_only = True
+        ours.append(extra)
     return [*ours, SocatRelay(), Ser2netRelay(), Ser2tcpRelay()]

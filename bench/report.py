@@ -12,7 +12,7 @@ from typing import Any
 from .runner import BUSY_CORES, Outcome, ScenarioResult
 from .scenarios.base import Metric
 
-__all__ = ["document", "fmt", "markdown", "median_of"]
+__all__ = ["document", "fmt", "markdown", "median_of", "medians", "previous_of"]
 
 Doc = dict[str, Any]
 
@@ -118,7 +118,13 @@ def _ratio(ours: Doc, peer: Doc, metric: Doc) -> str:
     return f"{prefix}{fmt(ratio)}x"
 
 
+def _measured(sc: Doc, names: list[str]) -> list[str]:
+    """The relays that ran some case of the scenario (the others get a note, not a column)."""
+    return [n for n in names if any(not c["results"][n]["skipped"] for c in sc["cases"] if n in c["results"])]
+
+
 def _table(sc: Doc, ours: list[str], peers: list[str]) -> list[str]:
+    ours, peers = _measured(sc, ours), _measured(sc, peers)
     names = ours + peers
     pairs = [(o, p) for o in ours for p in peers]
     head = ["case", "metric", *names, *(f"{o}/{p}" for o, p in pairs)]
@@ -184,6 +190,92 @@ def _background(doc: Doc) -> str:
     )
 
 
+def medians(doc: Doc) -> dict[tuple[str, str, str, str], float]:
+    """Every figure of a result document: (scenario, case, metric, relay) -> median."""
+    out = {}
+    for sc in doc["scenarios"]:
+        for case in sc["cases"]:
+            for m in sc["metrics"]:
+                for relay, res in case["results"].items():
+                    summary = res["summary"].get(m["key"])
+                    if summary is not None:
+                        out[(sc["name"], case["name"], m["key"], relay)] = float(summary["median"])
+    return out
+
+
+def previous_of(old: Doc) -> Doc:
+    """What a new result keeps of the previous one to show beside its own figures."""
+    return {
+        "date": old["meta"]["date"],
+        "command": old["meta"]["command"],
+        "machine": old["meta"].get("machine", {}),
+        "relays": {r["name"]: r["version"] for r in old["relays"] if not r["unavailable"]},
+        "medians": [[*key, value] for key, value in medians(old).items()],
+        "metrics": _metric_info(old),
+    }
+
+
+def _metric_info(doc: Doc) -> dict[str, list[Any]]:
+    """scenario/metric key -> [label, unit, higher_is_better]."""
+    return {
+        f"{sc['name']}/{m['key']}": [m["label"], m["unit"], m["higher_is_better"]]
+        for sc in doc["scenarios"]
+        for m in sc["metrics"]
+    }
+
+
+#: A change of a figure against the previous run beyond this fraction is called out.
+CHANGE = 0.10
+
+
+def _against_previous(doc: Doc) -> list[str]:
+    """Every figure of the previous run beside this run's (and this run's new ones)."""
+    prev = doc.get("previous")
+    if not prev:
+        return []
+    before = {tuple(row[:4]): float(row[4]) for row in prev["medians"]}
+    now = medians(doc)
+    units = {**prev.get("metrics", {}), **_metric_info(doc)}
+    out = [
+        "",
+        "## Against the previous run",
+        "",
+        f"Every figure of the previous run ({prev['date']}, `{prev['command']}`) beside this run's "
+        f"median; better or worse where they differ by more than {CHANGE:.0%} (runs on a shared "
+        "machine vary by about that much). Figures only one of the runs has show `-` for the other.",
+        "",
+        *_other_machine(prev.get("machine", {}), doc["meta"]["machine"]),
+        "| scenario | case | metric | relay | previous | now | now/previous | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    # This run's order (scenarios, cases, relays), then what only the previous run had.
+    for key in [*now, *(k for k in before if k not in now)]:
+        scenario, case, metric, relay = key
+        label, unit, higher = units.get(f"{scenario}/{metric}", (metric, "?", True))
+        a, b = before.get(key), now.get(key)
+        ratio = verdict = ""
+        if a and b is not None:
+            ratio = f"{fmt(b / a)}x"
+            better = b / a - 1 if higher else a / b - 1
+            verdict = "better" if better > CHANGE else "**worse**" if better < -CHANGE else ""
+        cells = [scenario, case, f"{label}, {unit}", relay]
+        cells += [fmt(a) if a is not None else "-", fmt(b) if b is not None else "-", ratio, verdict]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _other_machine(before: Doc, now: Doc) -> list[str]:
+    """A warning (and a blank line) when the previous run ran on another machine or kernel."""
+    changed = [f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k]]
+    if not changed:
+        return []
+    return [
+        f"**The previous run ran elsewhere** ({'; '.join(changed)}): its absolute figures do not "
+        "compare with these, the peers' included; compare the ratios to the peers within each run.",
+        "",
+    ]
+
+
 def markdown(doc: Doc) -> str:
     """The report: setup, targets, then one table per scenario."""
     meta = doc["meta"]
@@ -216,4 +308,5 @@ def markdown(doc: Doc) -> str:
         notes = _notes(sc)
         if notes:
             out += ["", *notes]
+    out += _against_previous(doc)
     return "\n".join(out) + "\n"

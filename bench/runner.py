@@ -19,6 +19,8 @@ __all__ = ["BUSY_CORES", "CaseResult", "Outcome", "ScenarioResult", "preflight",
 PAUSE_S = 0.3
 #: Other processes' load (cores) above which a run counts as disturbed.
 BUSY_CORES = 0.5
+#: Why a relay measured for every event loop only sits out a scenario.
+ONE_LOOP = "measured in the latency and rate scenarios only; --both-loops measures it everywhere"
 
 
 @dataclass
@@ -60,6 +62,8 @@ def _run_case(
         shift = rep % len(relays)
         for relay in relays[shift:] + relays[:shift]:
             outcome = outcomes[relay.name]
+            if relay.every_loop_only and not scenario.every_loop:
+                outcome.skipped = ONE_LOOP
             if outcome.skipped:
                 continue
             label = f"{scenario.name} [{case.name}] {relay.name} {rep + 1}/{settings.repeat}"

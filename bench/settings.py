@@ -21,10 +21,12 @@ class Settings:
     #: Bytes per direction in the single-relay throughput scenarios.
     throughput_bytes: int = 64 * MiB
     #: Fan-out: client counts, and bytes per client = max(min, total / clients).
-    fanout_clients: tuple[int, ...] = (1, 10, 100)
+    fanout_clients: tuple[int, ...] = (1, 10, 100, 1000)
     fanout_total_bytes: int = 32 * MiB
     fanout_min_bytes: int = 1 * MiB
     latency_samples: int = 2000
+    #: Small-message rate: messages per run.
+    rate_messages: int = 200_000
     #: Pause between latency samples, so the load stays light.
     latency_gap_s: float = 0.0005
     memory_clients: int = 1000
@@ -55,7 +57,9 @@ class Settings:
             throughput_bytes=4 * MiB,
             fanout_total_bytes=4 * MiB,
             fanout_min_bytes=MiB // 4,
+            fanout_clients=(1, 100, 1000),
             latency_samples=200,
+            rate_messages=20_000,
             memory_clients=200,
             storm_clients=100,
             service_ptys=200,

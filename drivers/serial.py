@@ -619,6 +619,9 @@ class _State(enum.Enum):
 class SerialPort(Port):
     """One serial device."""
 
+    #: The stream's high-water mark pauses the port (FdStream's on_write_paused).
+    reports_high_water = True
+
     provides = In.LBR | In.LLC | In.LFLOW | In.RBR | In.RLC | In.MODEM
     accepts = Out.DTR | Out.RTS | Out.BREAK | Out.SET_BR | Out.SET_LC | Out.SET_FLOW | Out.PURGE_TX
 
@@ -843,7 +846,7 @@ class SerialPort(Port):
         stream = FdStream(
             self.hub.loop,
             fd,
-            self._on_data,
+            self._on_data if self.settings.ito_ms else self.emit_data,  # (a call less per chunk)
             lambda exc: self._on_stream_error(stream, exc),
             self.set_write_paused,
             high=self.high_water,

@@ -836,6 +836,11 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+#: For the data path: `State.CONNECTED` looks the member up through
+#: EnumType.__getattr__ on Python 3.11, ten times slower than a global.
+_CONNECTED = State.CONNECTED
+
+
 class _TcpProtocol(asyncio.Protocol):
     """One connection's callbacks, forwarded to its port (stale ones are ignored there).
 
@@ -872,8 +877,12 @@ class _TcpProtocol(asyncio.Protocol):
             transport.abort()  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        if self.port is not None:
-            self.port._data_received(self, data)
+        port = self.port
+        if port is not None:
+            if port._proto is self and not port.xoff_count and port._idle is None:
+                port.emit_data(data)  # port._data_received's common case, one call less per chunk
+            else:
+                port._data_received(self, data)
             return
         if self.admission is not None:
             self.admission.feed(data)  # the password line (ignored once refused)
@@ -910,6 +919,9 @@ class _TcpProtocol(asyncio.Protocol):
 
 class TcpPort(Port):
     """A TCP client or listener port, named ``TCP(<index>)``."""
+
+    #: The transport's (and the pending list's) high-water mark pauses the port.
+    reports_high_water = True
 
     def __init__(
         self,
@@ -1121,7 +1133,7 @@ class TcpPort(Port):
         (--buffer) or count as unheard (no connection)."""
         st = self.state
         buffer = self._buffer
-        if st is State.CONNECTED:
+        if st is _CONNECTED:
             assert self._transport is not None
             if buffer is not None:
                 data, skipped = buffer.live(data)
@@ -1158,7 +1170,7 @@ class TcpPort(Port):
         return self.address.permanent or self.connection_counter > 0
 
     def queued_bytes(self) -> int:
-        if self.state is State.CONNECTED and self._transport is not None:
+        if self.state is _CONNECTED and self._transport is not None:
             return self._transport.get_write_buffer_size()
         return self._pending_bytes
 

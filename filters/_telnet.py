@@ -293,13 +293,20 @@ def _opt_name(code: int) -> str:
 def escape(data: bytes) -> bytes:
     """Return `data` with every 0xFF doubled (data or subnegotiation payload).
 
-    Sparse 0xFF bytes go through one ``replace``; long runs (all-0xFF data) are
-    copied by slicing, so the cost stays linear with a small constant.
+    Sparse 0xFF bytes go through one ``replace``; all-0xFF data is doubled at
+    once, and long runs in other dense data are copied by slicing, so the cost
+    stays linear with a small constant.
     """
     if IAC not in data:
         return data
-    if data.count(IAC) * 8 < len(data):
-        return data.replace(IAC, _IAC2)
+    if _all_iac(data):
+        return data * 2
+    # Sparse 0xFF bytes (random data has one in 256): one replace, capped so that
+    # dense data (where replace crawls, ~9 ns per 0xFF) goes the other way soon.
+    cap = len(data) >> 6
+    out = data.replace(IAC, _IAC2, cap or -1)
+    if len(out) - len(data) < cap or not cap:
+        return out
     pieces = []
     pos = 0
     for m in _LONG_RUN.finditer(data):
@@ -309,6 +316,12 @@ def escape(data: bytes) -> bytes:
         pos = end
     pieces.append(data[pos:].replace(IAC, _IAC2))
     return b"".join(pieces)
+
+
+def _all_iac(data: bytes) -> bool:
+    """Whether `data` is nothing but IACs: one memcmp, where count() and the run
+    scan walk every byte (they were a sixth of the relay's CPU on all-0xFF data)."""
+    return data[0] == _IAC_CODE == data[-1] and data == IAC * len(data)
 
 
 def _undouble(data: bytes) -> bytes:
@@ -349,6 +362,8 @@ def unescape(data: bytes) -> bytes | None:
     """
     if IAC not in data:
         return data
+    if _all_iac(data):
+        return None if len(data) & 1 else data[: len(data) // 2]
     if data.count(IAC) * 8 < len(data):
         return _collapse_short(data)
     pieces = []

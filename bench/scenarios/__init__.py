@@ -7,6 +7,7 @@ from .fanout import FanOut
 from .latency import Latency
 from .memory import IdleMemory
 from .pty_tcp import PtyTcpThroughput
+from .rate import MessageRate
 from .rfc2217 import Rfc2217Throughput
 from .service import ServiceScale
 from .storm import ConnectionStorm
@@ -19,6 +20,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     TcpTcpThroughput(),
     FanOut(),
     Latency(),
+    MessageRate(),
     IdleMemory(),
     ConnectionStorm(),
     Rfc2217Throughput(),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..flows import Sink, Source, pump
 from ..procs import RelayProcess
+from ..readers import check, transfer
 from ..relays import Relay, Topology
 from ..settings import Settings
 
@@ -23,6 +24,7 @@ __all__ = [
     "Run",
     "Scenario",
     "launched",
+    "measure_apart",
     "measure_transfer",
     "started",
 ]
@@ -76,6 +78,9 @@ class Scenario(ABC):
     #: One or two sentences for the markdown report: what is measured, how.
     about: str = ""
     metrics: tuple[Metric, ...] = ()
+    #: Also measured with our hub on the standard asyncio loop by default (not
+    #: only with --both-loops): the figures uvloop matters most for.
+    every_loop: bool = False
 
     @abstractmethod
     def cases(self, settings: Settings) -> list[Case]:
@@ -136,3 +141,21 @@ def measure_transfer(proc: RelayProcess, sources: list[Source], sinks: list[Sink
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         return Run(values, valid=False, note=problems[0] + more)
     return Run(values)
+
+
+def measure_apart(
+    proc: RelayProcess, source: Source, fds: list[int], expected: int, readers: int, timeout_s: float
+) -> Run:
+    """measure_transfer() with the sinks (`fds`, `expected` bytes each) read by
+    `readers` child processes (bench.readers), not by the bench's own thread."""
+    done = transfer(proc, source, fds, expected, readers, timeout_s)
+    delivered = sum(r[0] for r in done.results)
+    values = {"cpu_ms_per_mb": 1000 * done.cpu_s / max(delivered / 1e6, 1e-9)}
+    problems = [p for p in (source.error, *(check(source, r) for r in done.results)) if p]
+    if done.finished and not problems:
+        values["mbps"] = source.total / 1e6 / max(done.elapsed_s, 1e-9)
+        return Run(values)
+    if not done.finished:
+        problems.insert(0, "timeout writing the source")
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return Run(values, valid=False, note=problems[0] + more)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..endpoints import close_all, connect_clients, free_port, listen_socket, read_exactly, write_all
+from ..endpoints import close_all, connect_through, free_port, listen_socket
 from ..flows import Pattern, Sink, Source
 from ..relays import Relay, TcpTcp
 from ..settings import Settings
@@ -29,18 +29,10 @@ class TcpTcpThroughput(Scenario):
         timeout = settings.start_timeout_s
         with listen_socket() as server:
             port = free_port()
-            server.settimeout(timeout)
             with started(relay, TcpTcp(port, server.getsockname()[1]), port, settings) as proc:
-                clients = connect_clients(port, 1, timeout)
+                clients = connect_through(port, server, timeout)
                 try:
-                    # The relay may connect out at start or on the client's arrival.
-                    write_all(clients[0].fileno(), b"s", timeout)
-                    upstream, _ = server.accept()
-                    clients.append(upstream)
-                    upstream.setblocking(False)
-                    if read_exactly(upstream.fileno(), 1, timeout) != b"s":
-                        return Run.invalid("sync byte corrupted")
-                    near, far = clients[0].fileno(), upstream.fileno()
+                    near, far = clients[0].fileno(), clients[1].fileno()
                     if case.name == DOWN:
                         near, far = far, near
                     source, sink = Source(near, size, Pattern()), Sink(far, size)

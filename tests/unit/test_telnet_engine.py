@@ -100,6 +100,10 @@ ESCAPE_CASES = [
     (b"\xff" * 1000, b"\xff" * 2000),  # dense: long runs sliced
     ((b"\xff" * 70 + b"x") * 5, (b"\xff" * 140 + b"x") * 5),
     (b"\xff\x00" * 50, b"\xff\xff\x00" * 50),  # dense, short runs
+    (b"\xff" * 4096, b"\xff" * 8192),  # nothing but IACs: doubled at once
+    (bytes(range(256)) * 4, (bytes(range(255)) + b"\xff\xff") * 4),  # sparse: one replace
+    ((b"." * 63 + b"\xff") * 20, (b"." * 63 + b"\xff\xff") * 20),  # one in 64: at the replace cap
+    (b"." * 4000 + b"\xff" * 100 + b"a\xff" * 60, b"." * 4000 + b"\xff" * 200 + b"a\xff\xff" * 60),
 ]
 
 
