@@ -31,6 +31,8 @@ MARK_RE = re.compile(r"<!-- quickstart: ([\w-]+) -->\n```sh\n(.*?)```", re.S)
 #: A line of NMEA as the simulated receiver sends it.
 NMEA_RE = re.compile(rb"\$G[PN](?:RMC|GGA),[^\r\n]*\*[0-9A-F]{2}\r?\n")
 START_TIMEOUT_S = 30.0
+#: What Newcomer.substitute replaces: the venv, /tmp, the device and the ports.
+SUBSTITUTED_RE = re.compile(r"\.venv/bin/|\.venv/|/tmp/|/dev/ttyUSB0|(?<!\d)(?:7000|10110|8080)(?!\d)")
 
 
 def readme_section() -> str:
@@ -162,18 +164,31 @@ class Newcomer:
         self.venv = Path(sys.prefix) if sys.prefix != sys.base_prefix else None
 
     def substitute(self, command: str) -> str:
+        """One pass over `command`: a path put in is never substituted again (the venv
+        may live under /tmp, and a temporary folder's name may hold a port number)."""
         if self.venv is not None:
-            command = command.replace(".venv/", f"{self.venv}/")
+            venv_dir = f"{self.venv}/"
+            bin_dir = f"{self.venv}/bin/"
         else:
-            command = command.replace(".venv/bin/", f"{Path(sys.executable).parent}/")
-        command = command.replace("/tmp/", f"{self.tmp}/")
-        ports = {"7000": self.rfc2217_port, "10110": self.nmea_port, "8080": self.http_port}
-        for number, port in ports.items():
-            command = re.sub(rf"(?<!\d){number}(?!\d)", str(port), command)
+            venv_dir, bin_dir = ".venv/", f"{Path(sys.executable).parent}/"
         if "/dev/ttyUSB0" in command:
             self.device = self.device or PtyDevice()
-            command = command.replace("/dev/ttyUSB0", self.device.path)
-        return command
+        ports = {"7000": self.rfc2217_port, "10110": self.nmea_port, "8080": self.http_port}
+
+        def put(m: re.Match[str]) -> str:
+            word = m.group()
+            if word == ".venv/bin/":
+                return bin_dir
+            if word == ".venv/":
+                return venv_dir
+            if word == "/tmp/":
+                return f"{self.tmp}/"
+            if word == "/dev/ttyUSB0":
+                assert self.device is not None
+                return self.device.path
+            return str(ports[word])
+
+        return SUBSTITUTED_RE.sub(put, command)
 
     def activated(self, command: str) -> str:
         """`command` after the README's activation line, where this Python is a venv."""
