@@ -77,7 +77,7 @@ import ssl
 import struct
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from hub import netsec as _netsec
 from hub import password as _password
@@ -109,6 +109,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_V = TypeVar("_V")
 
 USAGE = f"""\
 Usage: tcp [options]
@@ -452,7 +454,7 @@ class _Listener:
         self._retry: asyncio.TimerHandle | None = None  # opening by name failed: try again
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self.policy = policy or ListenerPolicy()
+        self.policy = policy or _NO_POLICY
         self.ssl_context = ssl_context
         self.gate = Gate(self.policy, ports=0)
         self._acceptor = Acceptor(lambda: self.label, self._has_room, self._accepted)
@@ -836,6 +838,10 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+#: A port's defaults, one object for all (they are immutable).
+_NO_KEEPALIVE = Keepalive()
+_NO_POLICY = ListenerPolicy()
+
 #: For the data path: `State.CONNECTED` looks the member up through
 #: EnumType.__getattr__ on Python 3.11, ten times slower than a global.
 _CONNECTED = State.CONNECTED
@@ -923,6 +929,41 @@ class TcpPort(Port):
     #: The transport's (and the pending list's) high-water mark pauses the port.
     reports_high_water = True
 
+    # No __dict__ (see Port): a listener slot is one of 1,000 on a busy port.
+    __slots__ = (
+        "_buffer",
+        "_close_timer",
+        "_connect_after_close",
+        "_failures",
+        "_half_close_when_up",
+        "_held",
+        "_held_bytes",
+        "_idle",
+        "_listener",
+        "_listeners",
+        "_pending",
+        "_pending_bytes",
+        "_proto",
+        "_task",
+        "_timer",
+        "_transport",
+        "address",
+        "discarded_in",
+        "ignored_requests",
+        "interface",
+        "keepalive",
+        "listen_on_demand",
+        "password",
+        "peer",
+        "policy",
+        "read_only",
+        "reconnect_s",
+        "ssl_context",
+        "state",
+        "tls",
+        "warnings",
+    )
+
     def __init__(
         self,
         hub: HubLink,
@@ -957,7 +998,7 @@ class TcpPort(Port):
         self.discarded_in = 0
         self.ignored_requests = 0
         #: Keepalive timing of the connections (--keepalive...).
-        self.keepalive = keepalive or Keepalive()
+        self.keepalive = keepalive or _NO_KEEPALIVE
         #: --password-file of a client port: sent first on every connection.
         self.password = password if address.is_client else None
         #: --listen=on-demand: a listener's socket is open only while its counter is above 0.
@@ -970,10 +1011,11 @@ class TcpPort(Port):
         self.tls = tls
         self.ssl_context = ssl_context
         #: A listener's security options (shared by the ports on its address).
-        self.policy = policy or ListenerPolicy()
+        self.policy = policy or _NO_POLICY
         #: Logged at start: a listener open to everybody, no TLS verification, a readable key.
         #: A listener's own warnings are logged by the port that opens the socket.
-        self.warnings = warnings or []
+        #: (A tuple: most ports have none, and the empty tuple is one object.)
+        self.warnings = tuple(warnings or ())
         #: Seconds to wait before reconnecting, or None for never (clients only).
         self.reconnect_s: float | None
         if not address.is_client or reconnect is Reconnect.NO:
@@ -1572,6 +1614,13 @@ class TcpDriver(Driver):
         self._contexts = TlsContexts()
         #: Listener address -> (policy, path of the first port there), to catch conflicts.
         self._policies: dict[tuple[str | None, int], tuple[ListenerPolicy, str]] = {}
+        #: Option values ports share (see _shared).
+        self._values: dict[Any, Any] = {}
+
+    def _shared(self, value: _V) -> _V:
+        """The first of the equal (immutable) values given: 1,000 slots on one port
+        hold one address, interface and keepalive setting, not 1,000 copies."""
+        return self._values.setdefault(value, value)
 
     def config_arg(self, arg: str) -> bool:
         if not super().config_arg(arg):
@@ -1605,8 +1654,8 @@ class TcpDriver(Driver):
         options that cannot work together, or listener ports on one address
         with different security options.
         """
-        address = parse_address(path)
-        interface = options.get("--interface", self.DEFAULTS["--interface"])
+        address = self._shared(parse_address(path))
+        interface = self._shared(options.get("--interface", self.DEFAULTS["--interface"]))
         tls = TlsSettings.from_options(options)
         if tls is None:
             _netsec.check_disabled(options, path)
@@ -1629,6 +1678,7 @@ class TcpDriver(Driver):
                     f"Listener ports on one address need the same TLS, --allow, --deny, --max-rate, "
                     f"--max-connections and --password options as '{first[1]}'",
                 )
+            policy = first[0]
             exposure = _netsec.exposure_warning(f"TCP({index})", address.port, interface, policy)
             if exposure is not None:
                 warnings.append(exposure)
@@ -1648,7 +1698,7 @@ class TcpDriver(Driver):
             write_limit=options.get("--write-limit", self.DEFAULTS["--write-limit"]),
             listeners=self._listeners,
             read_only=bool(options.get("--read-only")),
-            keepalive=Keepalive.from_options(options),
+            keepalive=self._shared(Keepalive.from_options(options)),
             idle_timeout_s=options.get("--idle-timeout") or 0.0,
             buffer=options.get("--buffer") or 0,
             frame=options.get("--frame") or Frame.BYTES,
