@@ -739,8 +739,7 @@ class _Listener:
         proto.admission = None
         log.debug("%s: %s sent the right password", self.label, proto.peer)
         if rest:
-            proto.held.append(rest)
-            proto.held_bytes += len(rest)
+            proto.hold(rest)
         self._wait_for_port(proto)
 
     def _password_failed(self, proto: _TcpProtocol, reason: str) -> None:
@@ -864,10 +863,17 @@ class _TcpProtocol(asyncio.Protocol):
         self.listener = listener
         self.peer = ""
         self.transport: asyncio.Transport | None = None
-        self.held: list[bytes] = []
+        #: What arrived before a port took the connection (None while nothing did).
+        self.held: list[bytes] | None = None
         self.held_bytes = 0
         #: --password-file: the password check, until a port takes the connection.
         self.admission: Admission | None = None
+
+    def hold(self, data: bytes) -> None:
+        if self.held is None:
+            self.held = []
+        self.held.append(data)
+        self.held_bytes += len(data)
 
     def release(self) -> None:
         ticket, self.ticket = self.ticket, None
@@ -894,8 +900,7 @@ class _TcpProtocol(asyncio.Protocol):
             self.admission.feed(data)  # the password line (ignored once refused)
             return
         # Waiting for a port with reading paused; a transport may still hand over a chunk.
-        self.held.append(data)
-        self.held_bytes += len(data)
+        self.hold(data)
         if self.held_bytes > _HELD_MAX_BYTES and self.transport is not None:
             log.warning("%s kept sending while waiting for a port; disconnected", self.peer)
             self.transport.abort()
@@ -1031,11 +1036,13 @@ class TcpPort(Port):
         self._listener: _Listener | None = None
         self._proto: _TcpProtocol | None = None
         self._transport: asyncio.Transport | None = None
-        self._pending: list[bytes] = []
+        #: Data held for a connection on its way (None, not an empty list, while
+        #: there is none: most of 1,000 idle listener slots never hold any).
+        self._pending: list[bytes] | None = None
         self._pending_bytes = 0
         #: Data that arrived while reading was paused (uvloop starts reading after
         #: connection_made even if it paused); handed on when reading resumes.
-        self._held: list[bytes] = []
+        self._held: list[bytes] | None = None
         self._held_bytes = 0
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -1198,6 +1205,8 @@ class TcpPort(Port):
         """Hold data for a connection on its way."""
         for chunk in chunks:
             if chunk:
+                if self._pending is None:
+                    self._pending = []
                 self._pending.append(chunk)
                 self._pending_bytes += len(chunk)
         if self._pending_bytes > self.high_water:
@@ -1343,7 +1352,7 @@ class TcpPort(Port):
         proto.port = self
         self._proto = proto
         self.peer = proto.peer
-        held, proto.held, proto.held_bytes = proto.held, [], 0
+        held, proto.held, proto.held_bytes = proto.held or (), None, 0
         self._connection_made(proto, transport)
         for chunk in held:
             self._data_received(proto, chunk)
@@ -1400,9 +1409,9 @@ class TcpPort(Port):
             transport.write(self.password.line())  # before anything else; never counted or traced
         if self._buffer is not None:
             kept = self._buffer.begin()  # before what was held meanwhile
-            self._pending[:0] = kept
+            self._pending = [*kept, *(self._pending or ())]
             self._pending_bytes += sum(map(len, kept))
-        pending, self._pending = self._pending, []
+        pending, self._pending = self._pending or (), None
         self._pending_bytes = 0
         for chunk in pending:
             transport.write(chunk)
@@ -1419,6 +1428,8 @@ class TcpPort(Port):
         if self._idle is not None:
             self._idle.touch()
         if self.xoff_count:
+            if self._held is None:
+                self._held = []
             self._held.append(data)
             self._held_bytes += len(data)
             if self._transport is not None:
@@ -1452,7 +1463,7 @@ class TcpPort(Port):
         return kept
 
     def _release_held(self) -> None:
-        held, self._held = self._held, []
+        held, self._held = self._held or (), None
         self._held_bytes = 0
         for chunk in held:
             self.emit_data(chunk)
@@ -1577,7 +1588,7 @@ class TcpPort(Port):
     def _drop_pending(self) -> None:
         if self._pending_bytes:
             self.lose(self._pending_bytes, Drop.NOT_CONNECTED)
-        self._pending = []
+        self._pending = None
         self._pending_bytes = 0
 
     def _discard_queue(self) -> None:

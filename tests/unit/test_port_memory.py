@@ -27,6 +27,7 @@ def test_listener_slots_share_their_option_values() -> None:
     for name in ("address", "interface", "keepalive", "policy", "warnings", "fc_sources"):
         assert len({id(getattr(p, name)) for p in ports}) == 1, name
     assert ports[0].keepalive.idle_s == 30
+    assert all(p._pending is None and p._held is None for p in ports)  # no empty lists either
 
 
 def test_a_port_subclass_without_slots_keeps_a_dict() -> None:
