@@ -934,7 +934,8 @@ class TcpPort(Port):
     #: The transport's (and the pending list's) high-water mark pauses the port.
     reports_high_water = True
 
-    # No __dict__ (see Port): a listener slot is one of 1,000 on a busy port.
+    # No __dict__ (see Port): a listener slot is one of 1,000 on a busy port. The
+    # attributes are documented in __init__.
     __slots__ = (
         "_buffer",
         "_close_timer",

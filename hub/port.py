@@ -156,9 +156,10 @@ class Port:
     #: limit and write_data need not ask queued_bytes() about every chunk.
     reports_high_water: ClassVar[bool] = False
 
-    # Attributes live in slots, not a dict: 1,000 idle listener slots are 1,000
-    # ports, and a dict of this many keys cost 1.5 KiB each (key sharing stops at
-    # 30 keys). Subclasses without __slots__ get a __dict__ for their own.
+    # The attributes __init__ sets (and documents) live in slots, not a dict: 1,000
+    # idle listener slots are 1,000 ports, and a dict of this many keys cost 1.5 KiB
+    # each (CPython's key sharing stops at 30 keys); slots are faster to read, too.
+    # Subclasses without __slots__ get a __dict__ for their own attributes.
     __slots__ = (
         "_check_queue",
         "_to_hub_data",
