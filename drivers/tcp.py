@@ -77,7 +77,7 @@ import ssl
 import struct
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from hub import netsec as _netsec
 from hub import password as _password
@@ -109,6 +109,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_V = TypeVar("_V")
 
 USAGE = f"""\
 Usage: tcp [options]
@@ -452,7 +454,7 @@ class _Listener:
         self._retry: asyncio.TimerHandle | None = None  # opening by name failed: try again
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self.policy = policy or ListenerPolicy()
+        self.policy = policy or _NO_POLICY
         self.ssl_context = ssl_context
         self.gate = Gate(self.policy, ports=0)
         self._acceptor = Acceptor(lambda: self.label, self._has_room, self._accepted)
@@ -737,8 +739,7 @@ class _Listener:
         proto.admission = None
         log.debug("%s: %s sent the right password", self.label, proto.peer)
         if rest:
-            proto.held.append(rest)
-            proto.held_bytes += len(rest)
+            proto.hold(rest)
         self._wait_for_port(proto)
 
     def _password_failed(self, proto: _TcpProtocol, reason: str) -> None:
@@ -836,6 +837,10 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+#: A port's defaults, one object for all (they are immutable).
+_NO_KEEPALIVE = Keepalive()
+_NO_POLICY = ListenerPolicy()
+
 #: For the data path: `State.CONNECTED` looks the member up through
 #: EnumType.__getattr__ on Python 3.11, ten times slower than a global.
 _CONNECTED = State.CONNECTED
@@ -858,10 +863,17 @@ class _TcpProtocol(asyncio.Protocol):
         self.listener = listener
         self.peer = ""
         self.transport: asyncio.Transport | None = None
-        self.held: list[bytes] = []
+        #: What arrived before a port took the connection (None while nothing did).
+        self.held: list[bytes] | None = None
         self.held_bytes = 0
         #: --password-file: the password check, until a port takes the connection.
         self.admission: Admission | None = None
+
+    def hold(self, data: bytes) -> None:
+        if self.held is None:
+            self.held = []
+        self.held.append(data)
+        self.held_bytes += len(data)
 
     def release(self) -> None:
         ticket, self.ticket = self.ticket, None
@@ -888,8 +900,7 @@ class _TcpProtocol(asyncio.Protocol):
             self.admission.feed(data)  # the password line (ignored once refused)
             return
         # Waiting for a port with reading paused; a transport may still hand over a chunk.
-        self.held.append(data)
-        self.held_bytes += len(data)
+        self.hold(data)
         if self.held_bytes > _HELD_MAX_BYTES and self.transport is not None:
             log.warning("%s kept sending while waiting for a port; disconnected", self.peer)
             self.transport.abort()
@@ -922,6 +933,42 @@ class TcpPort(Port):
 
     #: The transport's (and the pending list's) high-water mark pauses the port.
     reports_high_water = True
+
+    # No __dict__ (see Port): a listener slot is one of 1,000 on a busy port. The
+    # attributes are documented in __init__.
+    __slots__ = (
+        "_buffer",
+        "_close_timer",
+        "_connect_after_close",
+        "_failures",
+        "_half_close_when_up",
+        "_held",
+        "_held_bytes",
+        "_idle",
+        "_listener",
+        "_listeners",
+        "_pending",
+        "_pending_bytes",
+        "_proto",
+        "_task",
+        "_timer",
+        "_transport",
+        "address",
+        "discarded_in",
+        "ignored_requests",
+        "interface",
+        "keepalive",
+        "listen_on_demand",
+        "password",
+        "peer",
+        "policy",
+        "read_only",
+        "reconnect_s",
+        "ssl_context",
+        "state",
+        "tls",
+        "warnings",
+    )
 
     def __init__(
         self,
@@ -957,7 +1004,7 @@ class TcpPort(Port):
         self.discarded_in = 0
         self.ignored_requests = 0
         #: Keepalive timing of the connections (--keepalive...).
-        self.keepalive = keepalive or Keepalive()
+        self.keepalive = keepalive or _NO_KEEPALIVE
         #: --password-file of a client port: sent first on every connection.
         self.password = password if address.is_client else None
         #: --listen=on-demand: a listener's socket is open only while its counter is above 0.
@@ -970,10 +1017,11 @@ class TcpPort(Port):
         self.tls = tls
         self.ssl_context = ssl_context
         #: A listener's security options (shared by the ports on its address).
-        self.policy = policy or ListenerPolicy()
+        self.policy = policy or _NO_POLICY
         #: Logged at start: a listener open to everybody, no TLS verification, a readable key.
         #: A listener's own warnings are logged by the port that opens the socket.
-        self.warnings = warnings or []
+        #: (A tuple: most ports have none, and the empty tuple is one object.)
+        self.warnings = tuple(warnings or ())
         #: Seconds to wait before reconnecting, or None for never (clients only).
         self.reconnect_s: float | None
         if not address.is_client or reconnect is Reconnect.NO:
@@ -989,11 +1037,13 @@ class TcpPort(Port):
         self._listener: _Listener | None = None
         self._proto: _TcpProtocol | None = None
         self._transport: asyncio.Transport | None = None
-        self._pending: list[bytes] = []
+        #: Data held for a connection on its way (None, not an empty list, while
+        #: there is none: most of 1,000 idle listener slots never hold any).
+        self._pending: list[bytes] | None = None
         self._pending_bytes = 0
         #: Data that arrived while reading was paused (uvloop starts reading after
         #: connection_made even if it paused); handed on when reading resumes.
-        self._held: list[bytes] = []
+        self._held: list[bytes] | None = None
         self._held_bytes = 0
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -1156,6 +1206,8 @@ class TcpPort(Port):
         """Hold data for a connection on its way."""
         for chunk in chunks:
             if chunk:
+                if self._pending is None:
+                    self._pending = []
                 self._pending.append(chunk)
                 self._pending_bytes += len(chunk)
         if self._pending_bytes > self.high_water:
@@ -1301,7 +1353,7 @@ class TcpPort(Port):
         proto.port = self
         self._proto = proto
         self.peer = proto.peer
-        held, proto.held, proto.held_bytes = proto.held, [], 0
+        held, proto.held, proto.held_bytes = proto.held or (), None, 0
         self._connection_made(proto, transport)
         for chunk in held:
             self._data_received(proto, chunk)
@@ -1358,9 +1410,9 @@ class TcpPort(Port):
             transport.write(self.password.line())  # before anything else; never counted or traced
         if self._buffer is not None:
             kept = self._buffer.begin()  # before what was held meanwhile
-            self._pending[:0] = kept
+            self._pending = [*kept, *(self._pending or ())]
             self._pending_bytes += sum(map(len, kept))
-        pending, self._pending = self._pending, []
+        pending, self._pending = self._pending or (), None
         self._pending_bytes = 0
         for chunk in pending:
             transport.write(chunk)
@@ -1377,6 +1429,8 @@ class TcpPort(Port):
         if self._idle is not None:
             self._idle.touch()
         if self.xoff_count:
+            if self._held is None:
+                self._held = []
             self._held.append(data)
             self._held_bytes += len(data)
             if self._transport is not None:
@@ -1410,7 +1464,7 @@ class TcpPort(Port):
         return kept
 
     def _release_held(self) -> None:
-        held, self._held = self._held, []
+        held, self._held = self._held or (), None
         self._held_bytes = 0
         for chunk in held:
             self.emit_data(chunk)
@@ -1535,7 +1589,7 @@ class TcpPort(Port):
     def _drop_pending(self) -> None:
         if self._pending_bytes:
             self.lose(self._pending_bytes, Drop.NOT_CONNECTED)
-        self._pending = []
+        self._pending = None
         self._pending_bytes = 0
 
     def _discard_queue(self) -> None:
@@ -1572,6 +1626,13 @@ class TcpDriver(Driver):
         self._contexts = TlsContexts()
         #: Listener address -> (policy, path of the first port there), to catch conflicts.
         self._policies: dict[tuple[str | None, int], tuple[ListenerPolicy, str]] = {}
+        #: Option values ports share (see _shared).
+        self._values: dict[Any, Any] = {}
+
+    def _shared(self, value: _V) -> _V:
+        """The first of the equal (immutable) values given: 1,000 slots on one port
+        hold one address, interface and keepalive setting, not 1,000 copies."""
+        return self._values.setdefault(value, value)
 
     def config_arg(self, arg: str) -> bool:
         if not super().config_arg(arg):
@@ -1605,8 +1666,8 @@ class TcpDriver(Driver):
         options that cannot work together, or listener ports on one address
         with different security options.
         """
-        address = parse_address(path)
-        interface = options.get("--interface", self.DEFAULTS["--interface"])
+        address = self._shared(parse_address(path))
+        interface = self._shared(options.get("--interface", self.DEFAULTS["--interface"]))
         tls = TlsSettings.from_options(options)
         if tls is None:
             _netsec.check_disabled(options, path)
@@ -1629,6 +1690,7 @@ class TcpDriver(Driver):
                     f"Listener ports on one address need the same TLS, --allow, --deny, --max-rate, "
                     f"--max-connections and --password options as '{first[1]}'",
                 )
+            policy = first[0]
             exposure = _netsec.exposure_warning(f"TCP({index})", address.port, interface, policy)
             if exposure is not None:
                 warnings.append(exposure)
@@ -1648,7 +1710,7 @@ class TcpDriver(Driver):
             write_limit=options.get("--write-limit", self.DEFAULTS["--write-limit"]),
             listeners=self._listeners,
             read_only=bool(options.get("--read-only")),
-            keepalive=Keepalive.from_options(options),
+            keepalive=self._shared(Keepalive.from_options(options)),
             idle_timeout_s=options.get("--idle-timeout") or 0.0,
             buffer=options.get("--buffer") or 0,
             frame=options.get("--frame") or Frame.BYTES,

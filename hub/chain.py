@@ -108,8 +108,9 @@ class Chain:
         self.to_port = to_port
         self.to_hub = to_hub
         self.observer = observer
-        self._in = [(k, s) for k, s in enumerate(slots) if s.use_in]
-        self._out = [s for s in reversed(slots) if s.use_out]
+        # Tuples: a port without filters (most of 1,000 listener slots) holds the one empty tuple.
+        self._in = tuple((k, s) for k, s in enumerate(slots) if s.use_in)
+        self._out = tuple(s for s in reversed(slots) if s.use_out)
 
     def __repr__(self) -> str:
         return f"<Chain {self.name} {[s.name for s in self.slots]}>"

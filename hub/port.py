@@ -110,6 +110,9 @@ class PortState(enum.Enum):
     CLOSED = "closed"
 
 
+#: The fc_sources of a port along no flow-control route (one set, not one per port).
+_NO_SOURCES: frozenset[int] = frozenset()
+
 _LINE_STATE_MESSAGES = frozenset(
     (ModemStatus, LocalBaudStatus, RemoteBaudStatus, LocalLcStatus, RemoteLcStatus)
 )
@@ -142,26 +145,62 @@ class HubLink(Protocol):
 class Port:
     """Base class of a hub port. Drivers implement the I/O hooks below."""
 
+    #: What the driver can report and carry out (its capabilities).
     provides: In = In.NONE
     accepts: Out = Out.NONE
-    wanted: In = In.NONE
-    offered: Out = Out.NONE
     #: The port serves many connections at once and gives each its own filter chain
     #: (hub.chain); the hub then runs none of the port's filters itself.
     serves_sessions: ClassVar[bool] = False
-    #: The peer is an observer (--read-only): its filters answer its requests
-    #: without applying them (FilterContext.observer).
-    observer: bool = False
-    #: If set, what passed the port's IN filters goes through this before it is
-    #: routed (an observer port drops its peer's data and requests here, after
-    #: the filters have negotiated with the peer).
-    gate_in: Callable[[list[Message]], list[Message]] | None = None
-    #: Some filter is attached to the port (set by the hub).
-    has_filters: bool = False
     #: The driver calls set_write_paused(True) whenever its queue goes above
     #: high_water (2/3 of the write limit). Until it has, the queue is below the
     #: limit and write_data need not ask queued_bytes() about every chunk.
     reports_high_water: ClassVar[bool] = False
+
+    # The attributes __init__ sets (and documents) live in slots, not a dict: 1,000
+    # idle listener slots are 1,000 ports, and a dict of this many keys cost 1.5 KiB
+    # each (CPython's key sharing stops at 30 keys); slots are faster to read, too.
+    # Subclasses without __slots__ get a __dict__ for their own attributes.
+    __slots__ = (
+        "_check_queue",
+        "_to_hub_data",
+        "_write_paused",
+        "baud",
+        "bytes_in",
+        "bytes_out",
+        "connected",
+        "connection_counter",
+        "connects",
+        "drops",
+        "errors",
+        "fc_sources",
+        "gate_in",
+        "has_filters",
+        "hub",
+        "index",
+        "kind",
+        "lc",
+        "line_changes",
+        "lost",
+        "lost_total",
+        "modem",
+        "modem_known",
+        "msgs_in",
+        "msgs_out",
+        "name",
+        "observer",
+        "offered",
+        "pins",
+        "pins_known",
+        "reopens",
+        "requested_baud",
+        "requested_lc",
+        "required",
+        "taps",
+        "unheard",
+        "wanted",
+        "write_limit",
+        "xoff_count",
+    )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -180,6 +219,18 @@ class Port:
 
     def __init__(self, hub: HubLink, index: int, name: str, write_limit: int = DEFAULT_WRITE_LIMIT):
         self.hub = hub
+        #: What the hub's negotiation asked of the port's provides and accepts.
+        self.wanted = In.NONE
+        self.offered = Out.NONE
+        #: The peer is an observer (--read-only): its filters answer its requests
+        #: without applying them (FilterContext.observer).
+        self.observer = False
+        #: If set, what passed the port's IN filters goes through this before it is
+        #: routed (an observer port drops its peer's data and requests here, after
+        #: the filters have negotiated with the peer).
+        self.gate_in: Callable[[list[Message]], list[Message]] | None = None
+        #: Some filter is attached to the port (set by the hub).
+        self.has_filters = False
         #: Where emit_data hands data (the hub's received_data, if it has one).
         self._to_hub_data: Callable[[int, bytes], None] = getattr(hub, "received_data", None) or (
             lambda port, data: hub.received(port, [LineData(data)])
@@ -189,7 +240,7 @@ class Port:
         self.name = name
         self.write_limit = write_limit
         #: Data sources this port throttles along flow-control routes (set by the hub).
-        self.fc_sources: frozenset[int] = frozenset()
+        self.fc_sources = _NO_SOURCES
         self.connection_counter = 0
         self.connected = False
         self.xoff_count = 0

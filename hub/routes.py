@@ -94,10 +94,13 @@ class RouteBuilder:
         none: set[int] = set()
         out_data: dict[int, tuple[int, ...]] = {}
         out_fc: dict[int, tuple[int, ...]] = {}
+        # One tuple per distinct route: 1,000 listener slots all route to the device.
+        shared: dict[tuple[int, ...], tuple[int, ...]] = {}
         for a in range(nports):
             ds = data.get(a, none)
             # default flow control: both ways wherever data flows both ways
             back = {b for b in ds if a in data.get(b, none)} - self.no_default_fc.get(a, none)
-            out_data[a] = tuple(sorted(ds))
-            out_fc[a] = tuple(sorted(self.fc.get(a, none) | back))
+            dests, fc = tuple(sorted(ds)), tuple(sorted(self.fc.get(a, none) | back))
+            out_data[a] = shared.setdefault(dests, dests)
+            out_fc[a] = shared.setdefault(fc, fc)
         return Routes(out_data, out_fc, default=self.default_route and nports >= 2)

@@ -195,9 +195,9 @@ def test_start_warnings(pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
         "7003",
     )
     assert any("every network interface" in w for w in open_all.warnings)
-    assert local.warnings == allowed.warnings == certs.warnings == []
+    assert local.warnings == allowed.warnings == certs.warnings == ()
     (client,) = make_ports(None, f"--tls-ca={pki.ca}", "--tls-verify=none", "host:1")  # type: ignore[arg-type]
-    assert client.warnings == ["TCP(0) does not verify the TLS server host:1 (--tls-verify=none)"]
+    assert client.warnings == ("TCP(0) does not verify the TLS server host:1 (--tls-verify=none)",)
 
 
 # ---- TLS listeners -------------------------------------------------------------------------
@@ -445,7 +445,7 @@ def test_allow_list_on_a_dual_stack_listener(run: Any) -> None:
         (port,) = ports
         port.start()
         try:
-            assert port.warnings == []  # allow-listed: no exposure warning
+            assert port.warnings == ()  # allow-listed: no exposure warning
             _, writer = await asyncio.open_connection("127.0.0.1", port_of(port.listen_address))
             await hub.wait_for(lambda: hub.connects(0) == [True], "an IPv4 peer on a dual-stack socket")
             await close_writer(writer)
