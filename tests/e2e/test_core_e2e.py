@@ -245,6 +245,8 @@ def test_load_gives_same_routes_as_command_line(start_hub, tmp_path):
         "--use-driver=connector", "--route=0:All", "--bi-route=1:2", "a", "b", "c", wait_ports=3
     )
     loaded = start_hub(f"--load={f},_BEGIN_,_END_:connector", wait_ports=3)
+    for hub in (direct, loaded):  # the routes are logged after the ports' "Started" lines
+        hub.wait_line("Route flow control c(2) --> b(1)")
     assert _route_lines(direct.lines) == _route_lines(loaded.lines)
     assert any("Route data a(0) --> b(1) c(2)" in ln for ln in direct.lines)
     f.write_text("--use-driver=connector\na\n--route=0:All:x\n")
