@@ -1,6 +1,6 @@
 """The relay's CPU per small-message round trip: a figure that stays steady on a busy machine.
 
-    python -m bench.msgcost [--relay hub] [--topology pty|tcp|both] [--trips N] [--no-uvloop]
+    python -m bench.msgcost [--relay hub] [--topology pty|tcp|both] [--trips N] [--no-uvloop] [--gap S]
 
 Runs N round trips of a 32-byte message through one relay, back to back (the next
 message leaves when the echo is back), as the latency scenario does without its
@@ -8,12 +8,16 @@ pauses, and reads the relay's CPU time (all threads, /proc) before and after.
 Prints microseconds of relay CPU per round trip, and the wall-clock round trip
 p50 for reference. Wall-clock latency on a shared machine varies from run to run;
 CPU per message hardly does, so this is the figure to watch while optimising the
-data path. Stops what it starts by pid.
+data path. `--gap` pauses between messages as the latency scenario does (the
+relay then wakes cold for each one). `--relay bare` (or `bare+N`, N layers of
+bookkeeping per chunk) runs bench/bare_relay.py, the floor for a Python relay,
+TCP to TCP only. Stops what it starts by pid.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -29,7 +33,7 @@ from .endpoints import (
     listen_socket,
 )
 from .procs import CLK_TCK, RelayProcess, stop_all
-from .relays import SLOTS, NotSupported, PtyTcp, Relay, TcpTcp, make_relays
+from .relays import SLOTS, BareRelay, NotSupported, PtyTcp, Relay, TcpTcp, make_relays
 from .scenarios.base import started
 from .scenarios.latency import round_trips
 from .settings import Settings
@@ -37,8 +41,8 @@ from .settings import Settings
 WARMUP = 200
 
 
-def _trips(near: int, far: int, count: int, timeout_s: float) -> list[float]:
-    rtts = round_trips(near, far, count, 0.0, timeout_s)
+def _trips(near: int, far: int, count: int, timeout_s: float, gap_s: float = 0.0) -> list[float]:
+    rtts = round_trips(near, far, count, gap_s, timeout_s)
     if isinstance(rtts, str):
         raise RuntimeError(rtts)
     return rtts
@@ -54,7 +58,7 @@ class Sample:
     wall_p50: float
 
 
-def measure(relay: Relay, topology: str, trips: int, settings: Settings) -> Sample:
+def measure(relay: Relay, topology: str, trips: int, settings: Settings, gap_s: float = 0.0) -> Sample:
     """What one fresh relay process costs per round trip."""
     timeout = settings.start_timeout_s
     if topology == "pty":
@@ -63,7 +67,7 @@ def measure(relay: Relay, topology: str, trips: int, settings: Settings) -> Samp
             with started(relay, PtyTcp(dev.path, port), port, settings) as proc:
                 clients = connect_synced(port, 1, dev.master, timeout)
                 try:
-                    return _timed(proc, dev.master, clients[0].fileno(), trips, timeout)
+                    return _timed(proc, dev.master, clients[0].fileno(), trips, timeout, gap_s)
                 finally:
                     close_all(clients)
     with listen_socket() as server:
@@ -71,7 +75,7 @@ def measure(relay: Relay, topology: str, trips: int, settings: Settings) -> Samp
         with started(relay, TcpTcp(port, server.getsockname()[1]), port, settings) as proc:
             clients = connect_through(port, server, timeout)
             try:
-                return _timed(proc, clients[0].fileno(), clients[1].fileno(), trips, timeout)
+                return _timed(proc, clients[0].fileno(), clients[1].fileno(), trips, timeout, gap_s)
             finally:
                 close_all(clients)
 
@@ -83,10 +87,10 @@ def _user_sys(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
-def _timed(proc: RelayProcess, near: int, far: int, trips: int, timeout_s: float) -> Sample:
+def _timed(proc: RelayProcess, near: int, far: int, trips: int, timeout_s: float, gap_s: float) -> Sample:
     _trips(near, far, WARMUP, timeout_s)
     cpu0, (u0, s0) = proc.cpu_seconds(), _user_sys(proc.pid)
-    rtts = _trips(near, far, trips, timeout_s)
+    rtts = _trips(near, far, trips, timeout_s, gap_s)
     cpu, (u1, s1) = proc.cpu_seconds() - cpu0, _user_sys(proc.pid)
     n = trips
     return Sample(1e6 * cpu / n, 1e6 * (u1 - u0) / n, 1e6 * (s1 - s0) / n, 1e6 * statistics.median(rtts))
@@ -100,11 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-uvloop", action="store_true")
     p.add_argument("--listener", choices=["slots", "multi"], default=SLOTS)
+    p.add_argument("--gap", type=float, default=0.0, help="seconds between messages (default 0)")
     args = p.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="hub-msgcost-"))
     settings = Settings(workdir=workdir)
     relays = make_relays((not args.no_uvloop,), (args.listener,))
     wanted = args.relay or [relays[0].name]
+    for name in wanted:  # bare, bare+N: the floor, on request only
+        if re.fullmatch(r"bare(\+\d+)?", name):
+            relays.append(BareRelay(int(name[5:] or 0)))
     chosen = [r for r in relays if r.name in wanted]
     if not chosen:
         print(f"no such relay; known: {', '.join(r.name for r in relays)}", file=sys.stderr)
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         for relay in chosen:
             for topo in topologies:
                 try:
-                    runs = [measure(relay, topo, args.trips, settings) for _ in range(args.repeat)]
+                    runs = [measure(relay, topo, args.trips, settings, args.gap) for _ in range(args.repeat)]
                 except (OSError, RuntimeError, EOFError, NotSupported) as exc:  # no such topology, a failure
                     print(f"{relay.name:12} {topo}: {type(exc).__name__}: {exc}")
                     continue

@@ -25,6 +25,7 @@ __all__ = [
     "MULTI",
     "REPO",
     "SLOTS",
+    "BareRelay",
     "NotSupported",
     "PtyLinks",
     "PtyTcp",
@@ -309,6 +310,28 @@ class SocatRelay(Relay):
 
     def tcp_tcp(self, topo: TcpTcp, workdir: Path) -> list[str]:
         return ["socat", *self.BUFFER, _socat_listen(topo.listen), f"TCP:127.0.0.1:{topo.sink}"]
+
+
+class BareRelay(Relay):
+    """bench/bare_relay.py: a uvloop relay that only forwards (TCP to TCP), the floor
+    for a Python relay; `layers` trivial bookkeeping calls per chunk on top.
+    Not in the default set: `python -m bench.msgcost --relay bare`."""
+
+    cwd = REPO
+
+    def __init__(self, layers: int = 0) -> None:
+        self.layers = layers
+        self.name = "bare" + (f"+{layers}" if layers else "")
+
+    def unavailable(self) -> str | None:
+        return None if importlib.util.find_spec("uvloop") else "uvloop is not installed"
+
+    def version(self) -> str:
+        return f"bench/bare_relay.py ({self.layers} extra layers per chunk)"
+
+    def tcp_tcp(self, topo: TcpTcp, workdir: Path) -> list[str]:
+        argv = [sys.executable, "-m", "bench.bare_relay", str(topo.listen), str(topo.sink)]
+        return [*argv, str(self.layers)] if self.layers else argv
 
 
 def _socat_listen(port: int) -> str:
