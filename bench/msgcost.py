@@ -24,18 +24,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .endpoints import (
-    PtyDevice,
-    close_all,
-    connect_synced,
-    connect_through,
-    free_port,
-    listen_socket,
-)
 from .procs import CLK_TCK, RelayProcess, stop_all
-from .relays import SLOTS, BareRelay, NotSupported, PtyTcp, Relay, TcpTcp, make_relays
-from .scenarios.base import started
-from .scenarios.latency import round_trips
+from .relays import SLOTS, BareRelay, NotSupported, Relay, make_relays
+from .scenarios.latency import relay_ends, round_trips
 from .settings import Settings
 
 WARMUP = 200
@@ -60,24 +51,8 @@ class Sample:
 
 def measure(relay: Relay, topology: str, trips: int, settings: Settings, gap_s: float = 0.0) -> Sample:
     """What one fresh relay process costs per round trip."""
-    timeout = settings.start_timeout_s
-    if topology == "pty":
-        with PtyDevice() as dev:
-            port = free_port()
-            with started(relay, PtyTcp(dev.path, port), port, settings) as proc:
-                clients = connect_synced(port, 1, dev.master, timeout)
-                try:
-                    return _timed(proc, dev.master, clients[0].fileno(), trips, timeout, gap_s)
-                finally:
-                    close_all(clients)
-    with listen_socket() as server:
-        port = free_port()
-        with started(relay, TcpTcp(port, server.getsockname()[1]), port, settings) as proc:
-            clients = connect_through(port, server, timeout)
-            try:
-                return _timed(proc, clients[0].fileno(), clients[1].fileno(), trips, timeout, gap_s)
-            finally:
-                close_all(clients)
+    with relay_ends(relay, topology == "pty", settings) as (proc, near, far):
+        return _timed(proc, near, far, trips, settings.start_timeout_s, gap_s)
 
 
 def _user_sys(pid: int) -> tuple[float, float]:

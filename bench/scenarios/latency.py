@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 
 from ..endpoints import (
     PtyDevice,
@@ -84,24 +86,34 @@ class Latency(Scenario):
         return [Case(PTY_TCP), Case(TCP_TCP)]
 
     def run(self, relay: Relay, case: Case, settings: Settings) -> Run:
-        timeout = settings.start_timeout_s
-        if case.name == PTY_TCP:
-            with PtyDevice() as dev:
-                port = free_port()
-                with started(relay, PtyTcp(dev.path, port), port, settings) as proc:
-                    clients = connect_synced(port, 1, dev.master, timeout)
-                    try:
-                        return _measure(proc, dev.master, clients[0].fileno(), settings)
-                    finally:
-                        close_all(clients)
-        with listen_socket() as server:
+        with relay_ends(relay, case.name == PTY_TCP, settings) as (proc, near, far):
+            return _measure(proc, near, far, settings)
+
+
+@contextlib.contextmanager
+def relay_ends(relay: Relay, pty: bool, settings: Settings) -> Iterator[tuple[RelayProcess, int, int]]:
+    """A started relay and the fds of both ends of a message's way through it: the
+    pty device and its TCP client (`pty`), or a TCP client and the server the relay
+    connected to. Closed and stopped afterwards."""
+    timeout = settings.start_timeout_s
+    if pty:
+        with PtyDevice() as dev:
             port = free_port()
-            with started(relay, TcpTcp(port, server.getsockname()[1]), port, settings) as proc:
-                clients = connect_through(port, server, timeout)
+            with started(relay, PtyTcp(dev.path, port), port, settings) as proc:
+                clients = connect_synced(port, 1, dev.master, timeout)
                 try:
-                    return _measure(proc, clients[0].fileno(), clients[1].fileno(), settings)
+                    yield proc, dev.master, clients[0].fileno()
                 finally:
                     close_all(clients)
+        return
+    with listen_socket() as server:
+        port = free_port()
+        with started(relay, TcpTcp(port, server.getsockname()[1]), port, settings) as proc:
+            clients = connect_through(port, server, timeout)
+            try:
+                yield proc, clients[0].fileno(), clients[1].fileno()
+            finally:
+                close_all(clients)
 
 
 def _measure(proc: RelayProcess, near: int, far: int, settings: Settings) -> Run:
