@@ -411,13 +411,13 @@ class Port:
     def deliver(self, msg: Message, src: int) -> None:
         """A message out of the port's filters, from port `src` (its chain's writer):
         counted, shown to the port's taps, written."""
+        if type(msg) is LineData:
+            self.deliver_data(msg.data, src)  # type: ignore[union-attr]
+            return
         self.msgs_out += 1
         if self.taps is not None:
             self.taps.messages(Direction.OUT, [msg], None, src)
-        if type(msg) is LineData:
-            self.write_data(msg.data, src)  # type: ignore[union-attr]
-        else:
-            self.write(msg, src)
+        self.write(msg, src)
 
     def deliver_data(self, data: bytes, src: int) -> None:
         """Data routed here from port `src` with no filter on its way (the hub's fast
